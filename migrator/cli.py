@@ -1,0 +1,190 @@
+"""The command line: verbs, flags, output and exit codes, nothing else."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import time
+import uuid
+from types import FrameType
+from typing import Any
+
+from migrator import __version__
+from migrator.config import ENV_NAMES, Settings, load_settings, redact
+from migrator.errors import ConfigError, Interrupted, MigratorError, exit_code_table
+from migrator.logs import event, setup
+
+EXAMPLES = """\
+examples:
+  DATABASE_URL=postgresql://app:***@db:5432/yomu migrator upgrade
+  migrator status --json             # where the database stands, for machines
+  migrator check --wait 300          # the API's init container: wait until migrated
+  migrator upgrade --sql 0001:head   # the SQL, for review, without a database
+  migrator downgrade 0001            # one step back (see docs/rollback.md)
+"""
+
+ENVIRONMENT = "environment:\n  DATABASE_URL, MIGRATION_DATABASE_URL (wins)\n" + "\n".join(
+    f"  {name}" for name in ENV_NAMES.values()
+)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so psycopg cancels the running statement."""
+
+
+def _on_signal(signum: int, _frame: FrameType | None) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise Terminated(signal.Signals(signum).name)
+
+
+def _settings_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("settings (flags win over the environment)")
+    group.add_argument("--lock-wait", dest="lock_wait_s", type=float, metavar="S",
+                       help="seconds to wait for another migrator's lock (default 60)")
+    group.add_argument("--lock-timeout", dest="lock_timeout_ms", type=int, metavar="MS",
+                       help="lock_timeout of the first attempt of each revision (default 100)")
+    group.add_argument("--lock-timeout-cap", dest="lock_timeout_cap_ms", type=int, metavar="MS",
+                       help="highest lock_timeout on retries: the app's worst stall (default 250)")
+    group.add_argument("--statement-timeout", dest="statement_timeout_ms", type=int,
+                       metavar="MS", help="statement_timeout of migration sessions")
+    group.add_argument("--connect-timeout", dest="connect_timeout_s", type=float, metavar="S",
+                       help="seconds to keep retrying while the database is not up (default 30)")
+    group.add_argument("--log-format", choices=["auto", "json", "text"],
+                       help="json (default when not a terminal) or text")
+    group.add_argument("--json", action="store_true", help="print the result as one JSON "
+                       "document on stdout (logs go to stderr)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="migrator",
+        description="Safe, observable PostgreSQL migrations for the yomu API.",
+        epilog=f"{EXAMPLES}\n{ENVIRONMENT}\n\nexit codes:\n{exit_code_table()}\n\n"
+               "docs: docs/README.md, docs/troubleshooting.md (one section per exit code)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"migrator {__version__}")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    up = verbs.add_parser("upgrade", help="apply pending revisions (default: to head)")
+    up.add_argument("revision", nargs="?", default="head", help="target (default head); "
+                    "with --sql, a range FROM:TO")
+    up.add_argument("--sql", action="store_true", help="print the SQL instead of running it")
+    up.add_argument("--repair", action="store_true", help="after review: record the current "
+                    "checksums of applied revision files that were edited")
+    down = verbs.add_parser("downgrade", help="revert to an explicit revision (or base)")
+    down.add_argument("revision", help="the revision to end at, or `base`")
+    down.add_argument("--force", action="store_true", help="allow base on tables with rows")
+    verbs.add_parser("status", help="current revision, head, pending, schema match")
+    chk = verbs.add_parser("check", help="exit 0 only when migrated (for CI and init containers)")
+    chk.add_argument("--wait", type=float, default=0, metavar="S",
+                     help="keep checking for up to S seconds")
+    verbs.add_parser("history", help="every revision and when it was applied")
+    for sub in verbs.choices.values():
+        _settings_flags(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    run_id = uuid.uuid4().hex[:12]
+    log_format = args.log_format
+    try:
+        settings = _load(args)
+        log_format = settings.log_format
+    except ConfigError as error:
+        setup(log_format or "auto", run_id, stream=_log_stream(args))
+        return _fail(error, args, None, time.monotonic())
+    setup(log_format, run_id, stream=_log_stream(args))
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    return _run(args, settings)
+
+
+def _log_stream(args: argparse.Namespace) -> Any:
+    return sys.stderr if args.json else sys.stdout
+
+
+def _load(args: argparse.Namespace) -> Settings:
+    overrides = {name: getattr(args, name, None) for name in ENV_NAMES}
+    offline = args.verb == "upgrade" and args.sql
+    return load_settings(overrides, need_database=not offline)
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from migrator import commands
+    from migrator.metrics import Metrics
+
+    started = time.monotonic()
+    runs = args.verb in ("upgrade", "downgrade") and not getattr(args, "sql", False)
+    metrics = Metrics(settings.statsd_host if runs else None, settings.statsd_port,
+                      settings.statsd_prefix)
+    if runs:
+        metrics.run_started()
+        event("run_started", f"migrator {__version__} {args.verb}: {settings.redacted_url}",
+              settings=settings.public())
+    try:
+        try:
+            if args.verb == "upgrade" and args.sql:
+                sys.stdout.write(commands.offline_sql(settings, args.revision))
+                return 0
+            if args.verb == "upgrade":
+                result = commands.upgrade(settings, metrics, args.revision, args.repair)
+            elif args.verb == "downgrade":
+                result = commands.downgrade(settings, args.revision, args.force)
+            elif args.verb == "status":
+                result = commands.status(settings)
+            elif args.verb == "check":
+                result = commands.check(settings, args.wait)
+            else:
+                result = commands.history_rows(settings)
+        except KeyboardInterrupt as stop:
+            raise Interrupted(f"stopped by {stop.args[0] if stop.args else 'SIGINT'}: the "
+                              "current revision was rolled back and the lock released") from None
+    except MigratorError as error:
+        return _fail(error, args, metrics if runs else None, started)
+    except Exception as error:  # a bug: say so in one line, with the trace
+        logging.getLogger("migrator").error(
+            f"internal error: {redact(str(error)).splitlines()[0] if str(error) else ''}",
+            exc_info=True, extra={"event": "internal_error", "outcome": "failure"})
+        failure = MigratorError(f"internal error ({type(error).__name__})")
+        return _fail(failure, args, metrics if runs else None, started)
+    seconds = time.monotonic() - started
+    if runs:
+        metrics.run_finished(result.outcome, seconds, result.schema_version)
+        metrics.close()
+    event("run_finished", result.message, outcome=result.outcome,
+          duration_ms=round(seconds * 1000), result=result.data)
+    if args.json:
+        print(json.dumps({"outcome": result.outcome, "message": result.message,
+                          **result.data}, default=str))
+    elif args.verb == "history" and settings.log_format == "text":
+        _print_history(result.data)
+    return 0
+
+
+def _print_history(data: dict[str, Any]) -> None:
+    for row in data["revisions"]:
+        mark = "*" if row["current"] else " "
+        when = row["applied_at"] or "not applied"
+        ok = {True: "", False: "  CHANGED SINCE APPLIED", None: ""}[row["checksum_ok"]]
+        print(f"{mark} {row['revision']:<8} {row['file']:<40} {when}{ok}")
+
+
+def _fail(error: MigratorError, args: argparse.Namespace, metrics: Any, started: float) -> int:
+    seconds = time.monotonic() - started
+    if metrics is not None:
+        metrics.run_finished(f"failure.{error.kind}", seconds, None)
+        metrics.close()
+    event("run_failed", error.message, logging.ERROR, outcome=f"failure.{error.kind}",
+          duration_ms=round(seconds * 1000), exit_code=error.exit_code,
+          next_step=error.next_step, details=error.details or None)
+    if args.json:
+        print(json.dumps({"outcome": "failure", "error": error.kind,
+                          "exit_code": error.exit_code, "message": error.message,
+                          "next_step": error.next_step, **error.details}, default=str))
+    return error.exit_code

@@ -1,0 +1,133 @@
+"""Connecting to PostgreSQL: retried while the server comes up, refused when it is unsafe.
+
+In Kubernetes the hook Job often starts before the database accepts connections (a restart,
+a failover, a new namespace), so connection errors are retried until a deadline. A wrong
+password or a missing database will not fix themselves, so they fail at once. A standby or a
+transaction-pooling PgBouncer would break the advisory lock and our SET commands, so they
+are refused with a message, not discovered half way.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from migrator import __version__
+from migrator.config import Settings, redact
+from migrator.errors import AuthError, ConnectError, UnsafeTargetError
+from migrator.logs import event
+
+APPLICATION_NAME = f"yomu-migrate/{__version__}"
+ATTEMPT_TIMEOUT_S = 5
+_NOT_RETRIED = {"28P01": "authentication failed", "28000": "authentication failed",
+                "3D000": "the database does not exist"}
+_NOT_RETRIED_TEXT = {
+    "password authentication failed": "authentication failed",
+    "no password supplied": "authentication failed",
+    "does not exist": "the database or role does not exist",
+    "no pg_hba.conf entry": "the server refuses this user/host (pg_hba.conf)",
+}
+
+
+def libpq_url(url: str) -> str:
+    """SQLAlchemy-style URLs name the driver; libpq does not want it."""
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def _permanent_reason(exc: psycopg.OperationalError) -> str | None:
+    if exc.sqlstate in _NOT_RETRIED:
+        return _NOT_RETRIED[exc.sqlstate]
+    text = str(exc)
+    return next((why for needle, why in _NOT_RETRIED_TEXT.items() if needle in text), None)
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return redact(lines[-1] if lines else type(exc).__name__)
+
+
+def connect(settings: Settings, purpose: str = "run", **kwargs: Any) -> psycopg.Connection[Any]:
+    """A connection, retrying what can get better until `connect_timeout_s` has passed."""
+    deadline = time.monotonic() + settings.connect_timeout_s
+    delay = 0.2
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            conn = psycopg.connect(
+                libpq_url(settings.database_url),
+                application_name=f"{APPLICATION_NAME} {purpose}",
+                connect_timeout=ATTEMPT_TIMEOUT_S,
+                **kwargs,
+            )
+        except psycopg.OperationalError as exc:
+            reason = _permanent_reason(exc)
+            if reason:
+                raise AuthError(f"cannot connect to {_target(settings)}: {reason}") from None
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ConnectError(
+                    f"cannot connect to {_target(settings)} after {attempt} attempts in "
+                    f"{settings.connect_timeout_s:g}s: {_one_line(exc)}"
+                ) from None
+            if attempt == 1 or attempt % 10 == 0:
+                event("connect_retry", f"database not reachable yet, retrying: {_one_line(exc)}")
+            time.sleep(min(delay * random.uniform(0.5, 1.5), remaining))
+            delay = min(delay * 2, 2.0)
+        else:
+            return conn
+
+
+def _target(settings: Settings) -> str:
+    """host:port/db, never the password."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(libpq_url(settings.database_url))
+    return f"{parts.hostname}:{parts.port or 5432}{parts.path}"
+
+
+def apply_session_settings(conn: psycopg.Connection[Any], settings: Settings,
+                           lock_timeout_ms: int | None = None) -> None:
+    """Timeouts for migration sessions: no statement or open transaction hangs forever."""
+    values = {
+        "lock_timeout": f"{lock_timeout_ms or settings.lock_timeout_ms}ms",
+        "statement_timeout": f"{settings.statement_timeout_ms}ms",
+        "idle_in_transaction_session_timeout": f"{settings.idle_in_transaction_timeout_ms}ms",
+    }
+    for name, value in values.items():
+        conn.execute(sql.SQL("SELECT set_config({}, {}, false)").format(name, value))
+
+
+def refuse_unsafe_target(conn: psycopg.Connection[Any]) -> None:
+    """A standby, a read-only server, or a pooler that does not keep our session.
+
+    `conn` is in autocommit mode: each statement below is a transaction of its own.
+    """
+    row = conn.execute(
+        "SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only'),"
+        " pg_backend_pid()"
+    ).fetchone()
+    assert row is not None
+    in_recovery, read_only, pid = row
+    if in_recovery:
+        raise UnsafeTargetError("the server is a hot standby (in recovery): it cannot be migrated")
+    if read_only == "on":
+        raise UnsafeTargetError("the server is read-only (default_transaction_read_only = on)")
+    # Session state must survive between transactions (advisory lock, SET). Behind a
+    # transaction-pooling PgBouncer it does not: a value set now is gone, or another backend
+    # answers, in the next transaction.
+    conn.execute("SELECT set_config('yomu_migrate.session_probe', %s, false)", (str(pid),))
+    probe = conn.execute(
+        "SELECT current_setting('yomu_migrate.session_probe', true), pg_backend_pid()"
+    ).fetchone()
+    if probe is None or probe[0] != str(pid) or probe[1] != pid:
+        raise UnsafeTargetError(
+            "the connection does not keep its session between transactions "
+            "(a transaction-pooling PgBouncer?)",
+            "give the migrator a direct connection to PostgreSQL, or a session-pooling one "
+            "(docs/troubleshooting.md#6)",
+        )

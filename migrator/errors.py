@@ -1,0 +1,158 @@
+"""One exception class per exit code: what happened, and what to do next.
+
+Every failure a user can meet ends as one of these. The CLI prints `message` and `next_step`
+on one line each (or as JSON) and exits with `exit_code`; nothing else is ever printed for
+them, so no traceback and no secret leaves the process.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class MigratorError(Exception):
+    """Base: a failure with a cause the user can act on."""
+
+    exit_code: ClassVar[int] = 1
+    kind: ClassVar[str] = "internal"
+    default_next_step: ClassVar[str] = "this is a bug in the migrator: report it with the log"
+
+    def __init__(self, message: str, next_step: str | None = None, **details: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.next_step = next_step or self.default_next_step
+        self.details = details
+
+
+class ConfigError(MigratorError):
+    exit_code = 3
+    kind = "config"
+    default_next_step = "fix the setting named above (see `migrator --help`)"
+
+
+class ConnectError(MigratorError):
+    exit_code = 4
+    kind = "connect"
+    default_next_step = (
+        "check that PostgreSQL is up and reachable from here (host, port, network policy), "
+        "or raise --connect-timeout"
+    )
+
+
+class AuthError(MigratorError):
+    exit_code = 5
+    kind = "auth"
+    default_next_step = (
+        "check the user, password and database name in DATABASE_URL / MIGRATION_DATABASE_URL"
+    )
+
+
+class UnsafeTargetError(MigratorError):
+    exit_code = 6
+    kind = "unsafe_target"
+    default_next_step = "point the migrator at the primary, directly (not through PgBouncer)"
+
+
+class LockWaitTimeout(MigratorError):
+    exit_code = 7
+    kind = "lock_wait"
+    default_next_step = (
+        "another migrator holds the migration lock: wait for it to finish, or stop it "
+        "(docs/troubleshooting.md#7), then run again"
+    )
+
+
+class LockTimeoutExhausted(MigratorError):
+    exit_code = 8
+    kind = "lock_timeout"
+    default_next_step = (
+        "a session kept a conflicting lock on the table; nothing was applied. End that "
+        "session or run again when traffic is lower (docs/troubleshooting.md#8)"
+    )
+
+
+class DriftRefused(MigratorError):
+    exit_code = 9
+    kind = "drift"
+    default_next_step = (
+        "the live schema differs from the models in a way that cannot be reconciled safely; "
+        "nothing was changed. Fix the differences listed above by hand, or write a migration "
+        "for them (docs/troubleshooting.md#9)"
+    )
+
+
+class ChecksumMismatch(MigratorError):
+    exit_code = 10
+    kind = "checksum"
+    default_next_step = (
+        "an applied revision file was edited. Restore it, or after review run "
+        "`migrator upgrade --repair` to record the new checksums (docs/troubleshooting.md#10)"
+    )
+
+
+class UnknownRevision(MigratorError):
+    exit_code = 11
+    kind = "unknown_revision"
+    default_next_step = (
+        "the database (or the target you named) is at a revision this image does not know "
+        "and that is not provably ahead of it: deploy the image that wrote it "
+        "(docs/troubleshooting.md#11)"
+    )
+
+
+class MigrationFailed(MigratorError):
+    exit_code = 12
+    kind = "migration_failed"
+    default_next_step = (
+        "the revision named above failed and was rolled back; fix it in a new image and deploy "
+        "again (docs/troubleshooting.md#12)"
+    )
+
+
+class NotAtHead(MigratorError):
+    exit_code = 13
+    kind = "not_at_head"
+    default_next_step = "run `migrator upgrade` (the Helm hook does this on deploy)"
+
+
+class Interrupted(MigratorError):
+    exit_code = 14
+    kind = "interrupted"
+    default_next_step = (
+        "the run was stopped by a signal; the current revision was rolled back and the lock "
+        "released. Run again"
+    )
+
+
+class DowngradeRefused(MigratorError):
+    exit_code = 15
+    kind = "downgrade_refused"
+    default_next_step = (
+        "downgrading to base drops every table and its rows: back up first, then pass --force "
+        "(docs/rollback.md)"
+    )
+
+
+ALL_ERRORS: tuple[type[MigratorError], ...] = (
+    MigratorError,
+    ConfigError,
+    ConnectError,
+    AuthError,
+    UnsafeTargetError,
+    LockWaitTimeout,
+    LockTimeoutExhausted,
+    DriftRefused,
+    ChecksumMismatch,
+    UnknownRevision,
+    MigrationFailed,
+    NotAtHead,
+    Interrupted,
+    DowngradeRefused,
+)
+
+
+def exit_code_table() -> str:
+    """The exit codes, as `--help` shows them."""
+    rows = {0: "success (or nothing to do)", 2: "usage error (bad flags)"}
+    rows.update({e.exit_code: e.kind for e in ALL_ERRORS})
+    return "\n".join(f"  {code:<2} {text}" for code, text in sorted(rows.items()))

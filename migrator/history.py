@@ -1,0 +1,108 @@
+"""Our own record of applied revisions: checksum, when, how long, which migrator.
+
+Alembic keeps only the current revision id. That cannot tell an edited revision file from
+the one that ran, nor tell an old image that the unknown revision in the database is a newer
+one built on top of its head. This table can: rows are written in the same transaction as
+the revision itself, so it never disagrees with `alembic_version`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from migrator.chain import Chain
+
+TABLE = "yomu_migrate_history"
+VERSION_TABLE = "alembic_version"
+OWN_TABLES = (TABLE, VERSION_TABLE)
+
+CREATE_SQL = f"""
+CREATE TABLE IF NOT EXISTS {TABLE} (
+    revision text PRIMARY KEY,
+    down_revision text,
+    checksum text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    duration_ms integer NOT NULL,
+    migrator_version text NOT NULL,
+    applied_by text NOT NULL DEFAULT current_user
+)
+"""
+
+RECORD_SQL = f"""
+INSERT INTO {TABLE} (revision, down_revision, checksum, duration_ms, migrator_version)
+VALUES (%s, %s, %s, %s, %s)
+ON CONFLICT (revision) DO UPDATE SET down_revision = EXCLUDED.down_revision,
+    checksum = EXCLUDED.checksum, applied_at = now(), duration_ms = EXCLUDED.duration_ms,
+    migrator_version = EXCLUDED.migrator_version, applied_by = current_user
+"""
+
+FORGET_SQL = f"DELETE FROM {TABLE} WHERE revision = %s"
+
+
+@dataclass(frozen=True)
+class Applied:
+    revision: str
+    down_revision: str | None
+    checksum: str
+    applied_at: datetime
+    duration_ms: int
+    migrator_version: str
+
+
+@dataclass(frozen=True)
+class DbState:
+    """What the database says: its current revision and our record of how it got there."""
+
+    current: str | None
+    applied: dict[str, Applied]
+    has_history_table: bool
+
+
+def read_state(conn: psycopg.Connection[Any]) -> DbState:
+    row = conn.execute(
+        "SELECT to_regclass(%s) IS NOT NULL, to_regclass(%s) IS NOT NULL",
+        (f"public.{VERSION_TABLE}", f"public.{TABLE}"),
+    ).fetchone()
+    assert row is not None
+    has_version, has_history = row
+    current: str | None = None
+    if has_version:
+        versions = [r[0] for r in conn.execute(f"SELECT version_num FROM {VERSION_TABLE}")]
+        if len(versions) > 1:
+            from migrator.errors import UnknownRevision
+
+            raise UnknownRevision(
+                f"the database has several current revisions ({', '.join(versions)}): "
+                "a branched history this migrator does not deploy"
+            )
+        current = versions[0] if versions else None
+    applied: dict[str, Applied] = {}
+    if has_history:
+        for r in conn.execute(
+            f"SELECT revision, down_revision, checksum, applied_at, duration_ms,"
+            f" migrator_version FROM {TABLE}"
+        ):
+            applied[r[0]] = Applied(*r)
+    return DbState(current, applied, has_history)
+
+
+def ensure_table(conn: psycopg.Connection[Any]) -> None:
+    conn.execute(CREATE_SQL)
+
+
+def record(cursor: Any, revision: str, down: str | None, checksum: str, duration_ms: int,
+           version: str) -> None:
+    cursor.execute(RECORD_SQL, (revision, down, checksum, duration_ms, version))
+
+
+def forget(cursor: Any, revision: str) -> None:
+    cursor.execute(FORGET_SQL, (revision,))
+
+
+def applied_ids(chain: Chain, current: str | None) -> list[str]:
+    """The revisions of `chain` the database has, given its current revision in the chain."""
+    return chain.ids()[: chain.position(current)]

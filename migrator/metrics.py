@@ -1,0 +1,111 @@
+"""StatsD metrics that can never fail or slow a migration.
+
+The sink is best effort: the host is resolved on a background thread (a slow or broken DNS
+must not delay the run), packets sent before it resolves are kept and sent once it does,
+and any problem is one warning, after which metrics are simply off for the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from migrator.logs import event
+
+# How long, at exit, a late DNS answer may still delay the process.
+FLUSH_WAIT_S = 0.5
+_MAX_PENDING = 200
+
+
+class Metrics:
+    """The migrator's metrics: names are fixed here, the prefix comes from STATSD_PREFIX."""
+
+    def __init__(self, host: str | None, port: int = 8125, prefix: str = "yomu_migrate") -> None:
+        self._client: Any = None
+        self._pending: list[Callable[[Any], None]] = []
+        self._lock = threading.Lock()
+        self._disabled = host is None
+        self._resolver: threading.Thread | None = None
+        if host is not None:
+            self._resolver = threading.Thread(
+                target=self._connect, args=(host, port, prefix), daemon=True
+            )
+            self._resolver.start()
+
+    def _connect(self, host: str, port: int, prefix: str) -> None:
+        import statsd
+
+        try:
+            client = statsd.StatsClient(host, port, prefix=prefix)
+        except (OSError, UnicodeError) as exc:
+            self._give_up(f"metrics are off for this run: cannot reach STATSD_HOST={host} ({exc})")
+            return
+        with self._lock:
+            self._client = client
+            pending, self._pending = self._pending, []
+        for send in pending:
+            send(client)
+
+    def _give_up(self, message: str) -> None:
+        with self._lock:
+            if self._disabled:
+                return
+            self._disabled = True
+            self._pending.clear()
+        event("metrics_unavailable", message, logging.WARNING)
+
+    def _emit(self, send: Callable[[Any], None]) -> None:
+        with self._lock:
+            if self._disabled:
+                return
+            if self._client is None:
+                if len(self._pending) < _MAX_PENDING:
+                    self._pending.append(send)
+                return
+            client = self._client
+        try:
+            send(client)
+        except OSError as exc:
+            self._give_up(f"metrics are off for this run: sending to StatsD failed ({exc})")
+
+    # What the migrator reports.
+    def timing(self, name: str, seconds: float) -> None:
+        self._emit(lambda c: c.timing(name, round(seconds * 1000)))
+
+    def incr(self, name: str) -> None:
+        self._emit(lambda c: c.incr(name))
+
+    def gauge(self, name: str, value: float) -> None:
+        self._emit(lambda c: c.gauge(name, value))
+
+    def run_started(self) -> None:
+        self.gauge("in_progress", 1)
+
+    def run_finished(self, outcome: str, seconds: float, schema_version: int | None) -> None:
+        """`outcome` is success, noop, or failure.<kind>."""
+        self.timing("run.duration", seconds)
+        self.incr(f"run.{outcome}")
+        if schema_version is not None:
+            self.gauge("schema.version", schema_version)
+        self.gauge("last_run.success", 0 if outcome.startswith("failure") else 1)
+        self.gauge("last_run.duration_seconds", round(seconds, 3))
+        self.gauge("last_run.timestamp", int(time.time()))
+        self.gauge("in_progress", 0)
+
+    def close(self) -> None:
+        """Give a late DNS answer a short, bounded chance to flush what is pending."""
+        if self._resolver is not None:
+            self._resolver.join(FLUSH_WAIT_S)
+        with self._lock:
+            if self._client is None and self._pending and not self._disabled:
+                self._disabled = True
+                self._pending.clear()
+                late = True
+            else:
+                late = False
+        if late:
+            event("metrics_unavailable", "metrics were not sent: STATSD_HOST did not resolve in "
+                  "time", logging.WARNING)

@@ -1,0 +1,228 @@
+"""Applying revisions one at a time, each in its own transaction, without queueing the app.
+
+An ALTER TABLE that waits for a lock sits in the table's lock queue, and every query of the
+app on that table queues behind it: a 6 s report query becomes a 6 s outage. So every
+attempt runs with a short `lock_timeout`: if the lock is not free at once, the attempt gives
+up, its transaction rolls back, and we retry after a jittered, growing pause, with a
+lock_timeout that may ramp up to a cap (the cap is the longest the app can be stalled).
+There is never a final attempt without a timeout. The revision's history row is written in
+the same transaction as the revision, so nothing is ever half-recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
+from alembic.runtime.migration import MigrationContext, MigrationInfo
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, exc
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import NullPool
+
+from migrator import __version__, db, history
+from migrator.chain import Chain, Revision
+from migrator.config import Settings, redact
+from migrator.errors import ConnectError, LockTimeoutExhausted, MigrationFailed, MigratorError
+from migrator.logs import event
+from migrator.models import metadata
+
+# lock_not_available (lock_timeout) and deadlock_detected: the app had the table; try again.
+RETRY_SQLSTATES = {"55P03", "40P01"}
+# The server went away under us (restart, failover, admin shutdown).
+LOST_SQLSTATES = {"57P01", "57P02", "57P03", "08000", "08003", "08006"}
+
+_BLOCKERS_SQL = """
+SELECT a.pid, a.application_name, a.state, l.relation::regclass::text, l.mode,
+       round(extract(epoch FROM now() - a.xact_start))::int
+FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.granted AND l.relation IS NOT NULL AND a.xact_start IS NOT NULL
+  AND a.application_name NOT LIKE 'yomu-migrate/%%'
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND l.relation IN (SELECT oid FROM pg_class WHERE relnamespace = 'public'::regnamespace)
+ORDER BY a.xact_start LIMIT 3
+"""
+
+
+def alembic_config(settings: Settings) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(settings.migrations_dir))
+    config.attributes["migrator_settings"] = settings
+    return config
+
+
+def script_directory(settings: Settings) -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config(settings))
+
+
+def sqlstate(error: BaseException) -> str | None:
+    orig = getattr(error, "orig", error)
+    return getattr(orig, "sqlstate", None)
+
+
+def one_line(error: BaseException) -> str:
+    orig = getattr(error, "orig", None) or error
+    first = str(orig).strip().splitlines()
+    return redact(first[0] if first else type(orig).__name__)
+
+
+class Runner:
+    """Applies the revisions of `chain` with one engine that connects like the rest of us."""
+
+    def __init__(self, settings: Settings, chain: Chain, watcher: psycopg.Connection[Any]):
+        self.settings = settings
+        self.chain = chain
+        self.watcher = watcher  # the lock connection, used to name blocking sessions
+        self.config = alembic_config(settings)
+        self.script = ScriptDirectory.from_config(self.config)
+        self.engine: Engine = create_engine(
+            "postgresql+psycopg://", creator=self._connect, poolclass=NullPool
+        )
+        self._step_started = 0.0
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        conn = db.connect(self.settings, "migrate")
+        db.apply_session_settings(conn, self.settings)
+        conn.commit()
+        return conn
+
+    def apply(self, revision: Revision, direction: str, target: str | None) -> float:
+        """Run one step (upgrade to `revision`, or downgrade from it to `target`)."""
+        s = self.settings
+        lock_timeout = s.lock_timeout_ms
+        deadline = time.monotonic() + s.retry_deadline_s
+        pause = 0.2
+        for attempt in range(1, s.lock_retries + 1):
+            try:
+                return self._attempt(revision, direction, target, lock_timeout)
+            except MigratorError:
+                raise
+            except Exception as error:  # every failure becomes one exit code
+                code = sqlstate(error)
+                if code in RETRY_SQLSTATES:
+                    blockers = self._blockers()
+                    wait = min(pause * random.uniform(0.5, 1.5), 5.0)
+                    if attempt == s.lock_retries or time.monotonic() + wait > deadline:
+                        raise LockTimeoutExhausted(
+                            f"revision {revision.id} could not get its locks in {attempt} "
+                            f"attempts (lock_timeout up to {lock_timeout} ms); held by "
+                            f"{_describe(blockers)}",
+                            revision=revision.id, blockers=blockers,
+                        ) from None
+                    event("lock_retry", f"revision {revision.id}: table busy "
+                          f"({one_line(error)}), attempt {attempt} failed; retrying in "
+                          f"{wait:.2f}s; held by {_describe(blockers)}", logging.WARNING,
+                          revision=revision.id, attempt=attempt, blockers=blockers)
+                    time.sleep(wait)
+                    pause = min(pause * 2, 5.0)
+                    lock_timeout = min(round(lock_timeout * 1.5), s.lock_timeout_cap_ms)
+                    continue
+                if code in LOST_SQLSTATES or _connection_lost(error):
+                    raise ConnectError(
+                        f"lost the database connection during revision {revision.id} "
+                        f"({one_line(error)}); the revision was rolled back",
+                        "run again once the database is back (the Job can simply be rerun)",
+                    ) from None
+                if code == "57014":
+                    raise MigrationFailed(
+                        f"revision {revision.id} hit statement_timeout "
+                        f"({s.statement_timeout_ms} ms) and was rolled back",
+                        "raise MIGRATOR_STATEMENT_TIMEOUT_MS, or set `migrator_settings` in the "
+                        "revision (docs/writing-migrations.md)", revision=revision.id,
+                    ) from None
+                raise MigrationFailed(
+                    f"revision {revision.id} failed and was rolled back: {one_line(error)}",
+                    revision=revision.id,
+                ) from None
+        raise AssertionError("unreachable: the loop returns or raises")
+
+    def _attempt(self, revision: Revision, direction: str, target: str | None,
+                 lock_timeout_ms: int) -> float:
+        overrides = _revision_settings(self.script, revision.id)
+        with self.engine.connect() as conn:
+            _set(conn, "lock_timeout", f"{lock_timeout_ms}ms")
+            for name, value in overrides.items():
+                _set(conn, name, value)
+            conn.commit()
+            self._step_started = time.monotonic()
+            if direction == "upgrade":
+                self._run(conn, revision.id, lambda rev, _: self.script._upgrade_revs(
+                    revision.id, rev))
+            else:
+                self._run(conn, target, lambda rev, _: self.script._downgrade_revs(
+                    target or "base", rev))
+        return time.monotonic() - self._step_started
+
+    def _run(self, conn: Connection, destination: str | None,
+             fn: Callable[[Any, MigrationContext], Any]) -> None:
+        with EnvironmentContext(self.config, self.script, fn=fn,
+                                destination_rev=destination) as env:
+            env.configure(connection=conn, target_metadata=metadata,
+                          transaction_per_migration=True,
+                          on_version_apply=self._record)  # type: ignore[arg-type]
+            with env.begin_transaction():
+                env.run_migrations()
+
+    def _record(self, *, ctx: MigrationContext, step: MigrationInfo, **_: Any) -> None:
+        """Inside the revision's transaction: the history row commits with it."""
+        assert ctx.connection is not None
+        cursor = ctx.connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        if step.is_upgrade:
+            rev = self.chain.get(step.up_revision_id or "")
+            assert rev is not None
+            history.record(cursor, rev.id, rev.down, rev.checksum,
+                           round((time.monotonic() - self._step_started) * 1000), __version__)
+        else:
+            history.forget(cursor, step.up_revision_id or "")
+
+    def _blockers(self) -> list[dict[str, Any]]:
+        """Who holds locks on our tables now: the likely reason we could not get ours."""
+        try:
+            rows = self.watcher.execute(_BLOCKERS_SQL).fetchall()
+        except psycopg.Error:
+            return []
+        return [{"pid": r[0], "application_name": r[1], "state": r[2], "table": r[3],
+                 "mode": r[4], "transaction_s": r[5]} for r in rows]
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _set(conn: Connection, name: str, value: str) -> None:
+    conn.exec_driver_sql("SELECT set_config(%(n)s, %(v)s, false)", {"n": name, "v": value})
+
+
+def _revision_settings(script: ScriptDirectory, rev_id: str) -> dict[str, str]:
+    """A revision may set `migrator_settings = {"statement_timeout": "10min"}` for itself."""
+    revision = script.get_revision(rev_id)
+    assert revision is not None
+    module = revision.module
+    # Not lock_timeout: its cap is the promise that the app never stalls longer.
+    allowed = {"statement_timeout", "idle_in_transaction_session_timeout"}
+    raw = getattr(module, "migrator_settings", {}) or {}
+    return {k: str(v) for k, v in raw.items() if k in allowed}
+
+
+def _connection_lost(error: BaseException) -> bool:
+    if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
+        return True
+    orig = getattr(error, "orig", error)
+    return isinstance(orig, psycopg.OperationalError) and (
+        "server closed the connection" in str(orig) or "terminating connection" in str(orig)
+        or "consuming input failed" in str(orig) or "the connection is closed" in str(orig)
+    )
+
+
+def _describe(blockers: list[dict[str, Any]]) -> str:
+    if not blockers:
+        return "a session that has since finished"
+    return ", ".join(
+        f"pid {b['pid']} ({b['application_name'] or 'no application_name'}, {b['state']}, "
+        f"{b['mode']} on {b['table']} for {b['transaction_s']}s)" for b in blockers
+    )
