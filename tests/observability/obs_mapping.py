@@ -13,10 +13,7 @@ ignores them silently (a misspelt `lables:` would drop every label in production
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -162,31 +159,27 @@ def _check_mapping(
         raise MappingError(f"{where}: {mapping['name']} redefined with another type/help/labels")
 
 
+def render_chart(
+    environment: str = "prod", release: str = "yomu", values: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The chart's objects with monitoring on, as `helm template` would print them."""
+    import helm_python  # imported here: loading the Helm library takes a moment
+
+    rendered = helm_python.Chart.load(str(REPO / "chart")).render(
+        {"environment": environment, "monitoring": {"enabled": True}, **(values or {})},
+        name=release, namespace=f"{release}-{environment}", is_install=True,
+    )
+    manifests = (text for path, text in rendered.items() if path.endswith(".yaml"))
+    return [doc for text in manifests for doc in yaml.safe_load_all(text) if doc]
+
+
 def render(
     environment: str = "prod", release: str = "yomu", values: dict[str, Any] | None = None
 ) -> str:
-    """The mapping as the chart renders it: Helm `tpl` in the chart's own context.
-
-    A copy of the chart with only its named templates and one ConfigMap that runs the file
-    through `tpl`, so the test depends on the values and helpers the mapping reads, not on
-    every template of the chart.
-    """
-    import helm_python  # imported here: loading the Helm library takes a moment
-
-    with tempfile.TemporaryDirectory(prefix="yomu-mapping-") as tmp:
-        chart = Path(tmp) / "chart"
-        shutil.copytree(REPO / "chart", chart)
-        for path in (chart / "templates").rglob("*"):
-            if path.is_file() and path.name != "_helpers.tpl":
-                path.unlink()
-        (chart / "templates" / "mapping.yaml").write_text(
-            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: mapping\ndata:\n"
-            "  mapping.yaml: |\n"
-            f'    {{{{- tpl (.Files.Get "files/{MAPPING.name}") . | nindent 4 }}}}\n'
-        )
-        rendered = helm_python.Chart.load(str(chart)).render(
-            {"environment": environment, **(values or {})},
-            name=release, namespace=f"{release}-{environment}", is_install=True,
-        )
-    (manifest,) = (text for path, text in rendered.items() if path.endswith("/mapping.yaml"))
-    return str(yaml.safe_load(manifest)["data"]["mapping.yaml"])
+    """The mapping exactly as the chart hands it to statsd_exporter (its ConfigMap)."""
+    (mapping,) = (
+        obj["data"][MAPPING.name]
+        for obj in render_chart(environment, release, values)
+        if obj["kind"] == "ConfigMap" and MAPPING.name in obj.get("data", {})
+    )
+    return str(mapping)

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 import yaml
+from obs_mapping import render_chart
 from obs_tools import RULES, RULES_TEST, TROUBLESHOOTING_DOC, require, run
 
 
@@ -68,3 +69,9 @@ def test_only_failures_and_stuck_runs_are_critical() -> None:
         "MigrationStuck": "critical",
         "MigrationJobFailed": "critical",
     }
+
+
+def test_chart_embeds_exactly_these_rules() -> None:
+    """The PrometheusRule in the cluster holds the rules promtool tested, unchanged."""
+    (rule,) = (obj for obj in render_chart() if obj["kind"] == "PrometheusRule")
+    assert rule["spec"] == yaml.safe_load(RULES.read_text())
