@@ -101,11 +101,12 @@ def _noop_message(status: Status) -> str:
 
 def _upgrade_locked(conn: psycopg.Connection[Any], settings: Settings, chain: Chain,
                     destination: str | None, repair: bool, metrics: Metrics) -> Result:
-    history.ensure_table(conn)
     status = assess(chain, history.read_state(conn))  # another runner may have moved it
     if status.changed and not repair:
         raise _changed_error(status)
     to_record = status.unrecorded + (sorted(status.changed) if repair else [])
+    if to_record:
+        history.ensure_table(conn)
     for rev_id in to_record:
         rev = chain.get(rev_id)
         assert rev is not None

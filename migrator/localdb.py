@@ -73,7 +73,7 @@ class LocalPostgres:
             cwd="/",
         )
 
-    def init(self, auth: str = "trust") -> None:
+    def init(self, auth: str = "trust", password: str | None = None) -> None:
         """Create the cluster (once). `auth` is the method for TCP connections."""
         if (self.datadir / "PG_VERSION").exists():
             return
@@ -87,10 +87,17 @@ class LocalPostgres:
             entry = pwd.getpwnam(user)
             os.chown(self.datadir, entry.pw_uid, entry.pw_gid)
         self.datadir.chmod(0o700)
-        self._pg(
-            "initdb", "-D", str(self.datadir), "-U", SUPERUSER, "--encoding=UTF8",
-            f"--auth-host={auth}", "--auth-local=trust", "--no-sync",
-        )
+        pwfile = self.datadir.parent / f"{self.datadir.name}.pw"
+        pwfile.write_text(password or "")
+        pwfile.chmod(0o644)
+        try:
+            self._pg(
+                "initdb", "-D", str(self.datadir), "-U", SUPERUSER, "--encoding=UTF8",
+                f"--auth-host={auth}", "--auth-local=trust", "--no-sync",
+                *([f"--pwfile={pwfile}"] if password else []),
+            )
+        finally:
+            pwfile.unlink()
         with (self.datadir / "postgresql.conf").open("a") as conf:
             conf.write(
                 "\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"

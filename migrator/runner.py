@@ -173,6 +173,8 @@ class Runner:
         """Inside the revision's transaction: the history row commits with it."""
         assert ctx.connection is not None
         cursor = ctx.connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        # Created here, not before the run: a refused first revision leaves nothing behind.
+        cursor.execute(history.CREATE_SQL)
         if step.is_upgrade:
             rev = self.chain.get(step.up_revision_id or "")
             assert rev is not None

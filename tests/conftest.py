@@ -1,11 +1,12 @@
-"""Shared fixtures: real PostgreSQL servers started by the tests themselves."""
+"""Shared fixtures: real PostgreSQL servers started by the tests themselves.
+
+Helpers live in tests/pgtest.py (`from pgtest import run_migrator, ...`); the names are
+re-exported here for tests that import them from conftest.
+"""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -13,19 +14,25 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from pgtest import (  # noqa: F401 - re-exported
+    LEGACY_INIT_SQL,
+    REPO,
+    TEST_PASSWORD,
+    events,
+    json_lines,
+    run_migrator,
+    schema_dump,
+    superuser_dsn,
+)
 
 from migrator.localdb import LocalPostgres, free_port
 
-REPO = Path(__file__).resolve().parent.parent
-LEGACY_INIT_SQL = REPO / "docker" / "postgres" / "init.sql"
-TEST_PASSWORD = "s3cr3t-Pa55word"
 
-
-def _new_server(auth: str = "trust") -> LocalPostgres:
+def _new_server(auth: str = "trust", password: str | None = None) -> LocalPostgres:
     base = Path(tempfile.mkdtemp(prefix="yomu-pg-"))
     base.chmod(0o755)
     server = LocalPostgres(base / "data", free_port())
-    server.init(auth=auth)
+    server.init(auth=auth, password=password)
     server.start()
     return server
 
@@ -38,9 +45,7 @@ def _remove(server: LocalPostgres) -> None:
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[LocalPostgres]:
     """One server for the session; each test gets its own database on it."""
-    server = _new_server(auth="scram-sha-256")
-    with psycopg.connect(server.dsn(), autocommit=True, host="127.0.0.1") as conn:
-        conn.execute(f"ALTER ROLE postgres PASSWORD '{TEST_PASSWORD}'")
+    server = _new_server(auth="scram-sha-256", password=TEST_PASSWORD)
     yield server
     _remove(server)
 
@@ -51,10 +56,6 @@ def own_server() -> Iterator[LocalPostgres]:
     server = _new_server()
     yield server
     _remove(server)
-
-
-def superuser_dsn(server: LocalPostgres, database: str = "postgres") -> str:
-    return server.dsn(database, password=TEST_PASSWORD)
 
 
 @pytest.fixture
@@ -75,16 +76,3 @@ def legacy_database_url(database_url: str) -> str:
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(LEGACY_INIT_SQL.read_text())  # type: ignore[arg-type]
     return database_url
-
-
-def run_migrator(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    """Run the real CLI in a child process, as the hook Job does."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "MIGRAT"))}
-    full_env.update(env or {})
-    full_env.setdefault("MIGRATOR_LOG_FORMAT", "json")
-    return subprocess.run(
-        [sys.executable, "-m", "migrator", *args],
-        env=full_env, capture_output=True, text=True, timeout=timeout, cwd=REPO,
-    )
