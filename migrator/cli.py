@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _log_stream(args: argparse.Namespace) -> Any:
-    return sys.stderr if args.json else sys.stdout
+    """Logs go to stderr when stdout carries a document (--json, or SQL with --sql)."""
+    return sys.stderr if args.json or getattr(args, "sql", False) else sys.stdout
 
 
 def _load(args: argparse.Namespace) -> Settings:

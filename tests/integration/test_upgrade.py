@@ -1,0 +1,178 @@
+"""Empty database to head, no-op reruns, downgrade and back, offline SQL, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import psycopg
+import pytest
+from pgtest import (
+    TEST_PASSWORD,
+    events,
+    json_lines,
+    run_migrator,
+    schema_dump,
+)
+
+from migrator import schema
+from migrator.chain import load_chain
+from migrator.config import default_migrations_dir
+from migrator.localdb import bin_dir
+from migrator.models import metadata
+
+CHAIN = load_chain(default_migrations_dir())
+
+
+def _env(url: str) -> dict[str, str]:
+    return {"DATABASE_URL": url}
+
+
+def _current(url: str) -> str | None:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        return row[0] if row else None
+
+
+def test_empty_database_reaches_head_and_matches_the_models(database_url: str) -> None:
+    result = run_migrator("upgrade", env=_env(database_url))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _current(database_url) == CHAIN.head
+    applied = [line["revision"] for line in json_lines(result.stdout)
+               if line["event"] == "revision_applied"]
+    assert applied == CHAIN.ids()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        # Not just table names: every column type, default, constraint and index.
+        assert schema.compare(schema.snapshot(conn), schema.expected(conn, metadata)) == []
+        rows = conn.execute("SELECT revision, checksum, duration_ms >= 0, migrator_version"
+                            " FROM yomu_migrate_history ORDER BY revision").fetchall()
+    assert [(r[0], r[1]) for r in rows] == [(r.id, r.checksum) for r in CHAIN.revisions]
+    assert all(r[2] and r[3] for r in rows)
+
+
+def test_second_run_is_a_noop_that_says_so(database_url: str) -> None:
+    assert run_migrator("upgrade", env=_env(database_url)).returncode == 0
+    before = schema_dump(database_url)
+    again = run_migrator("upgrade", env=_env(database_url))
+    assert again.returncode == 0
+    finished = [line for line in json_lines(again.stdout) if line["event"] == "run_finished"]
+    assert finished and finished[0]["outcome"] == "noop"
+    assert "nothing to do" in str(finished[0]["message"])
+    assert "revision_applied" not in events(again)
+    assert schema_dump(database_url) == before
+
+
+def test_check_and_status_follow_the_database(database_url: str) -> None:
+    pending = run_migrator("check", "--json", env=_env(database_url))
+    assert pending.returncode == 13
+    assert json.loads(pending.stdout)["error"] == "not_at_head"
+    assert run_migrator("upgrade", env=_env(database_url)).returncode == 0
+    status = run_migrator("status", "--json", env=_env(database_url))
+    assert status.returncode == 0
+    data = json.loads(status.stdout)
+    assert data["current"] == CHAIN.head and data["pending"] == []
+    assert data["schema_matches"] is True and data["ahead"] == []
+    assert data["schema_version"] == len(CHAIN.revisions)
+    assert run_migrator("check", env=_env(database_url)).returncode == 0
+
+
+def test_check_reports_drift_with_its_own_code(database_url: str) -> None:
+    assert run_migrator("upgrade", env=_env(database_url)).returncode == 0
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE users ALTER COLUMN display_name SET DEFAULT 'anonymous'")
+    result = run_migrator("check", "--json", env=_env(database_url))
+    assert result.returncode == 9
+    assert "display_name" in json.loads(result.stdout)["message"]
+
+
+def test_downgrade_to_base_and_back_up_on_an_empty_database(database_url: str) -> None:
+    assert run_migrator("upgrade", env=_env(database_url)).returncode == 0
+    down = run_migrator("downgrade", "base", env=_env(database_url))
+    assert down.returncode == 0, down.stdout
+    with psycopg.connect(database_url) as conn:
+        tables = {r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+        recorded = conn.execute("SELECT count(*) FROM yomu_migrate_history").fetchone()
+    assert tables.isdisjoint({"users", "sessions", "bookmarks"})
+    assert recorded == (0,)
+    assert _current(database_url) is None
+    up = run_migrator("upgrade", env=_env(database_url))
+    assert up.returncode == 0 and _current(database_url) == CHAIN.head
+
+
+def test_downgrade_to_base_refuses_rows_unless_forced(database_url: str) -> None:
+    assert run_migrator("upgrade", env=_env(database_url)).returncode == 0
+    with psycopg.connect(database_url) as conn:
+        conn.execute("INSERT INTO users (google_id, email) VALUES ('g1', 'a@example.com')")
+    refused = run_migrator("downgrade", "base", env=_env(database_url))
+    assert refused.returncode == 15
+    assert _current(database_url) == CHAIN.head
+    forced = run_migrator("downgrade", "base", "--force", env=_env(database_url))
+    assert forced.returncode == 0
+    assert _current(database_url) is None
+
+
+def test_downgrade_needs_an_explicit_target(database_url: str) -> None:
+    result = run_migrator("downgrade", env=_env(database_url))
+    assert result.returncode == 2
+    assert "revision" in result.stderr
+
+
+def test_offline_sql_runs_on_an_empty_database(database_url: str) -> None:
+    result = run_migrator("upgrade", "--sql")  # no DATABASE_URL needed
+    assert result.returncode == 0, result.stderr
+    assert "CREATE TABLE users" in result.stdout
+    psql = subprocess.run(
+        [str(bin_dir() / "psql"), "-v", "ON_ERROR_STOP=1", "-q", database_url],
+        input=result.stdout, capture_output=True, text=True, check=False,
+    )
+    assert psql.returncode == 0, psql.stderr
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        assert schema.compare(schema.snapshot(conn), schema.expected(conn, metadata)) == []
+    assert _current(database_url) == CHAIN.head
+
+
+@pytest.mark.parametrize(
+    ("env", "code", "says"),
+    [
+        ({}, 3, "DATABASE_URL is not set"),
+        ({"DATABASE_URL": "mysql://u:p@h/db"}, 3, "must start with postgresql://"),
+        ({"DATABASE_URL": f"postgresql://u:{TEST_PASSWORD}@:99999/db"}, 3, "malformed"),
+        ({"DATABASE_URL": "postgresql://u@h/db", "MIGRATOR_LOCK_WAIT": "soon"}, 3,
+         "MIGRATOR_LOCK_WAIT"),
+    ],
+)
+def test_bad_configuration_is_one_clear_line(env: dict[str, str], code: int, says: str) -> None:
+    result = run_migrator("upgrade", env=env)
+    assert result.returncode == code
+    lines = json_lines(result.stdout)
+    assert [line["event"] for line in lines] == ["run_failed"]
+    assert says in str(lines[0]["message"]) and lines[0]["next_step"]
+    assert "Traceback" not in result.stdout + result.stderr
+    assert TEST_PASSWORD not in result.stdout + result.stderr
+
+
+def test_unknown_target_revision(database_url: str) -> None:
+    result = run_migrator("upgrade", "9999", env=_env(database_url))
+    assert result.returncode == 11
+    assert "unknown revision '9999'" in result.stdout
+
+
+def test_migration_database_url_wins(database_url: str) -> None:
+    result = run_migrator("upgrade", env={
+        "DATABASE_URL": "postgresql://app:wrong@127.0.0.1:1/none",
+        "MIGRATION_DATABASE_URL": database_url,
+    })
+    assert result.returncode == 0, result.stdout
+    assert _current(database_url) == CHAIN.head
+
+
+def test_connections_name_the_migrator(database_url: str) -> None:
+    """application_name shows up in pg_stat_activity for whoever looks during a run."""
+    from migrator.db import APPLICATION_NAME
+
+    assert APPLICATION_NAME.startswith("yomu-migrate/")
+    result = run_migrator("upgrade", env=_env(database_url))
+    started = next(line for line in json_lines(result.stdout) if line["event"] == "run_started")
+    assert started["version"] and started["settings"]
+    assert TEST_PASSWORD not in result.stdout
