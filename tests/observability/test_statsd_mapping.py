@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 from obs_mapping import Mapper, MappingError, Sample, load, render
-from obs_tools import RULES, require, run
+from obs_promtool import firing
+from obs_tools import RULES
 
 COMMON = {"environment": "prod", "release": "yomu", "job_name": "yomu-migrations"}
 
@@ -129,43 +130,11 @@ def test_rules_read_only_series_and_labels_the_mapping_yields(rendered: str) -> 
         assert {"environment", "release", "job_name"} <= labels[name]
 
 
-def _promtool_series(samples: list[Sample], namespace: str) -> list[dict[str, str]]:
-    series = []
-    for s in samples:
-        if s.kind not in {"gauge", "counter"}:
-            continue
-        labels = sorted({**s.labels, "namespace": namespace}.items())
-        text = ",".join(f'{k}="{v}"' for k, v in labels)
-        series.append({"series": f"{s.name}{{{text}}}", "values": f"{s.value:g}x5"})
-    return series
-
-
-def _firing(tmp_path: Path, lines: list[str], environment: str) -> set[tuple[str, str, str]]:
-    """Alerts firing 2 min after the mapped series appear, evaluated by real promtool."""
-    promtool = require("promtool", "prometheus")
+def _firing(tmp_path: Path, lines: list[str], environment: str) -> set[tuple[str, ...]]:
     mapper = load(render(environment=environment, release="yomu"))
     samples = [s for s in map(mapper.map, lines) if s is not None]
     assert len(samples) == len(lines), "every line of a run is mapped"
-    alerts_seen = 'count by (alertname, severity, environment) (ALERTS{alertstate="firing"})'
-    test = {
-        "rule_files": [str(RULES)],
-        "evaluation_interval": "1m",
-        "tests": [{
-            "interval": "1m",
-            "input_series": _promtool_series(samples, f"yomu-{environment}"),
-            "promql_expr_test": [{"expr": alerts_seen, "eval_time": "2m", "exp_samples": []}],
-        }],
-    }
-    path = tmp_path / "loop_test.yaml"
-    path.write_text(yaml.safe_dump(test))
-    result = run([promtool, "test", "rules", path.name], cwd=tmp_path)
-    if result.returncode == 0:
-        return set()
-    found = re.findall(
-        r'alertname="(\w+)", environment="(\w+)", severity="(\w+)"', result.stdout + result.stderr
-    )
-    assert found, result.stdout + result.stderr
-    return {(name, env, severity) for name, env, severity in found}
+    return firing(samples, tmp_path, namespace=f"yomu-{environment}")
 
 
 def _run_lines(seconds: int, outcome: str) -> list[str]:

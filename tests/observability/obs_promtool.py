@@ -1,0 +1,48 @@
+"""Which alerts would fire on given series: the real rules, evaluated by the real promtool."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+from obs_mapping import Sample
+from obs_tools import RULES, require, run
+
+_ALERTS = 'count by (alertname, severity, environment) (ALERTS{alertstate="firing"})'
+_GOT = re.compile(r'alertname="(\w+)", environment="(\w+)", severity="(\w+)"')
+
+
+def _series(samples: list[Sample], namespace: str) -> list[dict[str, str]]:
+    """Scrape-time view: a gauge keeps its last value, a counter the sum of its increments."""
+    values: dict[str, float] = {}
+    for s in samples:
+        if s.kind not in {"gauge", "counter"}:
+            continue  # histograms: no alert reads them
+        labels = sorted({**s.labels, "namespace": namespace}.items())
+        key = s.name + "{" + ",".join(f'{k}="{v}"' for k, v in labels) + "}"
+        values[key] = s.value + (values.get(key, 0.0) if s.kind == "counter" else 0.0)
+    return [{"series": key, "values": f"{value:g}x5"} for key, value in values.items()]
+
+
+def firing(samples: list[Sample], tmp_path: Path, namespace: str = "yomu") -> set[tuple[str, ...]]:
+    """(alertname, environment, severity) of every alert firing 2 min after these samples."""
+    promtool = require("promtool", "prometheus")
+    test = {
+        "rule_files": [str(RULES)],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": "1m",
+            "input_series": _series(samples, namespace),
+            # Expect nothing, so promtool prints whatever does fire.
+            "promql_expr_test": [{"expr": _ALERTS, "eval_time": "2m", "exp_samples": []}],
+        }],
+    }
+    path = tmp_path / "firing_test.yaml"
+    path.write_text(yaml.safe_dump(test))
+    result = run([promtool, "test", "rules", path.name], cwd=tmp_path)
+    if result.returncode == 0:
+        return set()
+    found = {tuple(m) for m in _GOT.findall(result.stdout + result.stderr)}
+    assert found, result.stdout + result.stderr
+    return found
