@@ -165,8 +165,8 @@ that exist before the release: its own hook-scoped Secret or an existing one.
 {{/* Render-time checks the schema cannot express (relations between values). */}}
 {{- define "yomu.validate" -}}
 {{- $m := .Values.migrations -}}
-{{- if and (ne $m.mode "none") (ge (int $m.activeDeadlineSeconds) (int $m.helmTimeoutSeconds)) -}}
-{{- fail (printf "migrations.activeDeadlineSeconds (%v) must be below migrations.helmTimeoutSeconds (%v): the Job must fail, and print its logs, before Helm gives up waiting" $m.activeDeadlineSeconds $m.helmTimeoutSeconds) -}}
+{{- if and (ne $m.mode "none") (gt (add $m.activeDeadlineSeconds $m.terminationGracePeriodSeconds) (int $m.helmTimeoutSeconds)) -}}
+{{- fail (printf "migrations.activeDeadlineSeconds (%v) + migrations.terminationGracePeriodSeconds (%v) must not exceed migrations.helmTimeoutSeconds (%v): the Job must fail, and print its logs, before Helm gives up waiting" $m.activeDeadlineSeconds $m.terminationGracePeriodSeconds $m.helmTimeoutSeconds) -}}
 {{- end -}}
 {{- if gt (int $m.settings.lockTimeoutMs) (int $m.settings.lockTimeoutCapMs) -}}
 {{- fail (printf "migrations.settings.lockTimeoutMs (%v) must not exceed migrations.settings.lockTimeoutCapMs (%v)" $m.settings.lockTimeoutMs $m.settings.lockTimeoutCapMs) -}}
