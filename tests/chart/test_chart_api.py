@@ -38,7 +38,8 @@ def test_service_maps_80_to_the_api_port(default: Rendered) -> None:
 def test_app_env_comes_from_the_configmap_and_secret(dev: Rendered) -> None:
     (api,) = dev.api()["spec"]["template"]["spec"]["containers"]
     secret_refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in api["env"]}
-    assert set(secret_refs) == {"DATABASE_URL", "VALKEY_URL", "GOOGLE_CLIENT_SECRET", "SESSION_SECRET"}
+    assert set(secret_refs) == {
+        "DATABASE_URL", "VALKEY_URL", "GOOGLE_CLIENT_SECRET", "SESSION_SECRET"}
     assert {r["name"] for r in secret_refs.values()} == {"yomu-env"}
     assert "MIGRATION_DATABASE_URL" not in secret_refs, "the app never sees the owner DSN"
     (config_ref,) = api["envFrom"]
@@ -71,7 +72,8 @@ def test_init_container_waits_for_head_with_the_apps_dsn(each_env: Rendered) -> 
 
 
 def test_init_container_can_be_turned_off() -> None:
-    pod = render({"api": {"waitForMigrations": {"enabled": False}}}).api()["spec"]["template"]["spec"]
+    rendered = render({"api": {"waitForMigrations": {"enabled": False}}})
+    pod = rendered.api()["spec"]["template"]["spec"]
     assert "initContainers" not in pod
 
 

@@ -1,4 +1,4 @@
-"""The migration hook Job: when it runs, what it runs, what it can see, and what survives a failure."""
+"""The migration hook Job: when it runs, what it runs, what it sees, what survives a failure."""
 
 from __future__ import annotations
 
@@ -116,7 +116,8 @@ def test_large_settings_render_as_plain_integers() -> None:
     ("values", "secret", "variable"),
     [
         # prod/staging: the owner DSN from the existing Secret
-        ({"migrations": {"ownerSecret": {"key": "OWNER_DSN"}}}, "yomu-env", "MIGRATION_DATABASE_URL"),
+        ({"migrations": {"ownerSecret": {"key": "OWNER_DSN"}}}, "yomu-env",
+         "MIGRATION_DATABASE_URL"),
         ({"migrations": {"ownerSecret": {"name": "pg-owner", "key": "dsn"}}}, "pg-owner",
          "MIGRATION_DATABASE_URL"),
         # no owner role: the app's DATABASE_URL from the existing Secret

@@ -1,4 +1,4 @@
-"""Every rendered object is valid Kubernetes (strict: no unknown field) for the versions we support."""
+"""Every rendered object is valid Kubernetes (strict: no unknown field) for our versions."""
 
 from __future__ import annotations
 
@@ -67,6 +67,7 @@ def test_service_monitor_scrapes_the_exporter_metrics_port() -> None:
     rendered = rendered_file("prod.yaml")
     monitor = rendered.get("ServiceMonitor", "yomu-statsd-exporter")
     service = rendered.get("Service", "yomu-statsd-exporter")
-    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
     port_names = {p["name"] for p in service["spec"]["ports"]}
     assert {e["port"] for e in monitor["spec"]["endpoints"]} <= port_names

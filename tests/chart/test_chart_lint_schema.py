@@ -14,7 +14,9 @@ from chart_render import CHART, VALUES_FILES, load_values, render
 SEVERITY_WARNING = 2
 
 
-@pytest.mark.parametrize("values_file", [None, *VALUES_FILES], ids=lambda p: p.name if p else "default")
+@pytest.mark.parametrize(
+    "values_file", [None, *VALUES_FILES], ids=lambda p: p.name if p else "default"
+)
 def test_lint_strict_is_clean(values_file: Any) -> None:
     values = load_values(values_file) if values_file else None
     report = helm_python.lint(CHART, values, strict=True)
@@ -43,7 +45,8 @@ def test_lint_reports_a_schema_violation() -> None:
         ({"migrations": {"image": {"digest": "sha256:abc"}}}, ["/migrations/image/digest"]),
         ({"migrations": {"image": {"tag": ""}}}, ["/migrations/image/tag"]),
         ({"migrations": {"image": {"tag": "latest"}}}, ["/migrations/image/tag"]),
-        ({"migrations": {"settings": {"lockTimeoutMs": 0}}}, ["/migrations/settings/lockTimeoutMs"]),
+        ({"migrations": {"settings": {"lockTimeoutMs": 0}}},
+         ["/migrations/settings/lockTimeoutMs"]),
         ({"secrets": {"databaseUrl": "mysql://x/y"}}, ["/secrets/databaseUrl"]),
         ({"api": {"resources": {"requests": {"cpu": "lots"}}}}, ["/api/resources/requests/cpu"]),
         ({"monitoring": {"enabled": "yes"}}, ["/monitoring/enabled"]),
