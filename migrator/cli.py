@@ -163,7 +163,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps({"outcome": result.outcome, "message": result.message,
                           **result.data}, default=str))
-    elif args.verb == "history" and settings.log_format == "text":
+    elif args.verb == "history" and (settings.log_format == "text" or sys.stdout.isatty()):
         _print_history(result.data)
     return 0
 
