@@ -27,9 +27,10 @@ migrate: $(STAMP) ## migrate $$DATABASE_URL (or a local embedded PostgreSQL) to 
 local-db-stop: ## stop the local embedded PostgreSQL started by `make migrate`
 	@[ ! -x $(BIN)/python ] || $(BIN)/python -m migrator.localdb stop $(LOCAL_PG)
 
-tools: ## system tools the tests use (promtool, buildah, debootstrap), from Debian
+tools: ## system tools the tests use (promtool, amtool, buildah, debootstrap), from Debian
 	@missing=""; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v amtool >/dev/null || missing="$$missing prometheus-alertmanager"; \
 	command -v buildah >/dev/null || missing="$$missing buildah"; \
 	command -v debootstrap >/dev/null || missing="$$missing debootstrap"; \
 	if [ -n "$$missing" ]; then \

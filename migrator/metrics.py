@@ -36,10 +36,8 @@ class Metrics:
             self._resolver.start()
 
     def _connect(self, host: str, port: int, prefix: str) -> None:
-        import statsd
-
         try:
-            client = statsd.StatsClient(host, port, prefix=prefix)
+            client = _client(host, port, prefix)
         except (OSError, UnicodeError) as exc:
             self._give_up(f"metrics are off for this run: cannot reach STATSD_HOST={host} ({exc})")
             return
@@ -69,7 +67,8 @@ class Metrics:
         try:
             send(client)
         except OSError as exc:
-            self._give_up(f"metrics are off for this run: sending to StatsD failed ({exc})")
+            self._give_up(f"metrics are off for this run: StatsD refused them ({exc}); is "
+                          "anything listening on STATSD_HOST:STATSD_PORT?")
 
     # What the migrator reports.
     def timing(self, name: str, seconds: float) -> None:
@@ -109,3 +108,21 @@ class Metrics:
         if late:
             event("metrics_unavailable", "metrics were not sent: STATSD_HOST did not resolve in "
                   "time", logging.WARNING)
+
+
+def _client(host: str, port: int, prefix: str) -> Any:
+    """A statsd client on a connected UDP socket, whose sends raise instead of being dropped.
+
+    The statsd package swallows send errors. On a connected socket the kernel reports an
+    ICMP "port unreachable" from an earlier packet on the next send, which is how a closed
+    port becomes one warning instead of silence. It never waits for anything.
+    """
+    import statsd
+
+    class _Client(statsd.StatsClient):  # type: ignore[misc]
+        def _send(self, data: str) -> None:
+            self._sock.send(data.encode("ascii"))
+
+    client = _Client(host, port, prefix=prefix)
+    client._sock.connect(client._addr)
+    return client
