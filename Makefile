@@ -94,7 +94,7 @@ base-image: tools ## local base image (Debian bookworm + Python 3.11) from deboo
 	echo "built $(BASE_IMAGE_LOCAL)"
 
 image: base-image ## build the migrator image with buildah (migrator/Dockerfile, context: repo root)
-	$(BUILDAH) bud --network host --layers -f migrator/Dockerfile \
+	$(BUILDAH) bud --network host --layers --force-rm -f migrator/Dockerfile \
 	  --build-arg BASE_IMAGE=$(BASE_IMAGE_LOCAL) \
 	  --build-arg VERSION=$(IMAGE_VERSION) --build-arg REVISION=$(IMAGE_REVISION) \
 	  $(if $(PIP_CA),--secret id=pip-ca$(,)src=$(PIP_CA)) \
