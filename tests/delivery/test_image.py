@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -43,7 +44,7 @@ def buildah(
 
 @dataclass(frozen=True)
 class Built:
-    config: dict[str, object]
+    config: dict[str, Any]
     size: int
     base_size: int
     seconds: float
@@ -81,7 +82,7 @@ def container(built: Built) -> Iterator[tuple[str, Path]]:
 
 
 def run_read_only(
-    config: dict[str, object], rootfs: Path, argv: list[str], env: dict[str, str]
+    config: dict[str, Any], rootfs: Path, argv: list[str], env: dict[str, str]
 ) -> subprocess.CompletedProcess[str]:
     """Run `argv` as the image would run: its user, env and workdir, root read-only, /tmp tmpfs.
 
@@ -90,7 +91,7 @@ def run_read_only(
     a tmpfs on /tmp, and chroot as the image's numeric user. The network is the host's.
     """
     user = str(config["User"])
-    image_env = [str(e) for e in config.get("Env") or []]  # type: ignore[attr-defined]
+    image_env = [str(e) for e in config.get("Env") or []]
     full_env = [*image_env, *(f"{k}={v}" for k, v in env.items())]
     workdir = str(config.get("WorkingDir") or "/")
     with tempfile.TemporaryDirectory(prefix="yomu-ro-") as root:
@@ -111,8 +112,8 @@ def run_read_only(
         )
 
 
-def entrypoint(config: dict[str, object], *args: str) -> list[str]:
-    return [*config["Entrypoint"], *args]  # type: ignore[misc]
+def entrypoint(config: dict[str, Any], *args: str) -> list[str]:
+    return [*config["Entrypoint"], *args]
 
 
 def test_image_config_is_non_root_with_entrypoint_and_labels(built: Built) -> None:
@@ -121,16 +122,16 @@ def test_image_config_is_non_root_with_entrypoint_and_labels(built: Built) -> No
     assert re.fullmatch(r"[1-9][0-9]*:[0-9]+", user), f"user must be numeric non-root: {user}"
     assert config["Entrypoint"] == ["migrator"]
     assert config["Cmd"] == ["upgrade"]
-    env = dict(str(e).split("=", 1) for e in config["Env"])  # type: ignore[attr-defined]
+    env = dict(str(e).split("=", 1) for e in config["Env"])
     assert env["MIGRATOR_MIGRATIONS_DIR"] == "/app/migrations"
     assert env["PYTHONDONTWRITEBYTECODE"] == "1"
     labels = config["Labels"]
     version = re.search(r'^version = "(.+)"', (REPO / "pyproject.toml").read_text(), re.M)
     assert version is not None
-    assert labels["org.opencontainers.image.version"] == version.group(1)  # type: ignore[index]
+    assert labels["org.opencontainers.image.version"] == version.group(1)
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True)
-    assert labels["org.opencontainers.image.revision"] == head.stdout.strip()  # type: ignore[index]
-    assert str(labels["org.opencontainers.image.source"]).startswith("https://")  # type: ignore[index]
+    assert labels["org.opencontainers.image.revision"] == head.stdout.strip()
+    assert str(labels["org.opencontainers.image.source"]).startswith("https://")
 
 
 def test_image_size_is_reported_and_bounded(built: Built) -> None:
