@@ -91,12 +91,12 @@ def run_container(container: Obj, rendered: Rendered,
 
 def job_container(rendered: Rendered) -> Obj:
     (container,) = rendered.job()["spec"]["template"]["spec"]["containers"]
-    return container
+    return dict(container)
 
 
 def init_container(rendered: Rendered) -> Obj:
     (container,) = rendered.api()["spec"]["template"]["spec"]["initContainers"]
-    return container
+    return dict(container)
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:
