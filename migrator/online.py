@@ -54,7 +54,8 @@ def build_concurrently(name: str, definition: str) -> None:
     context = op.get_context()
     with context.autocommit_block():
         if context.as_sql:
-            op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {_quote(name)}  -- only if INVALID")
+            # A block comment: a trailing `--` one would swallow the `;` Alembic appends.
+            op.execute(f"/* only if INVALID */ DROP INDEX CONCURRENTLY IF EXISTS {_quote(name)}")
             op.execute(statement)
             return
         bind = op.get_bind()
