@@ -74,6 +74,8 @@ class Session(Base):
         Index("sessions_token_idx", "token", unique=True),
         Index("sessions_user_id_idx", "user_id"),
         Index("sessions_expires_at_idx", "expires_at"),
+        # Revision 0002: the API's "live sessions of a user" query.
+        Index("sessions_user_id_expires_at_idx", "user_id", "expires_at"),
     )
 
 
