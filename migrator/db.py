@@ -9,6 +9,7 @@ are refused with a message, not discovered half way.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from typing import Any
@@ -23,6 +24,10 @@ from migrator.logs import event
 
 APPLICATION_NAME = f"yomu-migrate/{__version__}"
 ATTEMPT_TIMEOUT_S = 5
+# How often a busy migration backend checks that its client still exists. Without it, a
+# SIGKILLed or OOM-killed migrator leaves its backend running the current statement (and
+# holding the revision's table locks) until that statement ends on its own.
+CLIENT_CHECK_MS = 1000
 _NOT_RETRIED = {"28P01": "authentication failed", "28000": "authentication failed",
                 "3D000": "the database does not exist"}
 _NOT_RETRIED_TEXT = {
@@ -57,11 +62,14 @@ def connect(settings: Settings, purpose: str = "run", **kwargs: Any) -> psycopg.
     attempt = 0
     while True:
         attempt += 1
+        # A server that accepts but never answers must not carry us past the deadline
+        # (libpq's floor is 2 s).
+        left = math.ceil(deadline - time.monotonic())
         try:
             conn = psycopg.connect(
                 libpq_url(settings.database_url),
                 application_name=f"{APPLICATION_NAME} {purpose}",
-                connect_timeout=ATTEMPT_TIMEOUT_S,
+                connect_timeout=max(2, min(ATTEMPT_TIMEOUT_S, left)),
                 **kwargs,
             )
         except psycopg.OperationalError as exc:
@@ -97,6 +105,7 @@ def apply_session_settings(conn: psycopg.Connection[Any], settings: Settings,
         "lock_timeout": f"{lock_timeout_ms or settings.lock_timeout_ms}ms",
         "statement_timeout": f"{settings.statement_timeout_ms}ms",
         "idle_in_transaction_session_timeout": f"{settings.idle_in_transaction_timeout_ms}ms",
+        "client_connection_check_interval": f"{CLIENT_CHECK_MS}ms",
     }
     for name, value in values.items():
         conn.execute(sql.SQL("SELECT set_config({}, {}, false)").format(name, value))
@@ -124,10 +133,31 @@ def refuse_unsafe_target(conn: psycopg.Connection[Any]) -> None:
     probe = conn.execute(
         "SELECT current_setting('yomu_migrate.session_probe', true), pg_backend_pid()"
     ).fetchone()
-    if probe is None or probe[0] != str(pid) or probe[1] != pid:
+    if (probe is None or probe[0] != str(pid) or probe[1] != pid
+            or _second_session_pid(conn) == pid):
         raise UnsafeTargetError(
             "the connection does not keep its session between transactions "
             "(a transaction-pooling PgBouncer?)",
             "give the migrator a direct connection to PostgreSQL, or a session-pooling one "
             "(docs/troubleshooting.md#6)",
         )
+
+
+def _second_session_pid(conn: psycopg.Connection[Any]) -> int:
+    """The backend pid a second, concurrent connection gets.
+
+    Two open connections to PostgreSQL always have two backends. A transaction-pooling
+    PgBouncer hands the server session `conn` just used back to its pool at the end of each
+    transaction, and with few clients gives that same session to the next one: the probe
+    above alone passes then (it sees its own session again), this one does not.
+    """
+    try:
+        with psycopg.connect(conn.info.dsn, password=conn.info.password,
+                             connect_timeout=ATTEMPT_TIMEOUT_S, autocommit=True) as other:
+            row = other.execute("SELECT pg_backend_pid()").fetchone()
+    except psycopg.OperationalError as exc:
+        raise ConnectError(
+            f"a second connection failed (the migrator needs two): {_one_line(exc)}"
+        ) from None
+    assert row is not None
+    return int(row[0])

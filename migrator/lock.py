@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 
-from migrator.errors import LockWaitTimeout, UnsafeTargetError
+from migrator.errors import ConnectError, LockWaitTimeout, UnsafeTargetError
 from migrator.logs import event
 
 # One bigint key for "the yomu schema", the same in every migrator version: 'yomu-mig'.
@@ -77,14 +77,21 @@ def acquire(conn: psycopg.Connection[Any], wait_s: float) -> float:
         sleep = min(sleep * 2, 1.0)
 
 
+_HELD_SQL = """
+SELECT count(*) FROM pg_locks
+WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid()
+  AND classid = (%(key)s >> 32)::oid AND objid = (%(key)s & 4294967295)::oid AND objsubid = 1
+"""
+
+
+def _held(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute(_HELD_SQL, {"key": LOCK_KEY}).fetchone()
+    return bool(row and row[0])
+
+
 def _verify_held(conn: psycopg.Connection[Any]) -> None:
     """The lock must belong to our own backend, or a pooler is between us (see db.py)."""
-    row = conn.execute(
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
-        " AND pid = pg_backend_pid() AND objid = (%s & 4294967295)::oid",
-        (LOCK_KEY,),
-    ).fetchone()
-    if not row or row[0] == 0:
+    if not _held(conn):
         raise UnsafeTargetError(
             "the migration lock was granted to another backend: a pooler sits between the "
             "migrator and PostgreSQL",
@@ -92,6 +99,32 @@ def _verify_held(conn: psycopg.Connection[Any]) -> None:
         )
 
 
+def ensure_held(conn: psycopg.Connection[Any], during: str) -> None:
+    """Stop unless our lock session is alive and still holds the lock.
+
+    The revisions run on other connections, which reconnect after a server restart or a
+    killed session; the lock does not come back with them. Going on without it could run
+    two migrators at once, so the run stops here instead (and the next run resumes).
+    """
+    try:
+        held = not conn.closed and _held(conn)
+    except psycopg.Error:
+        held = False
+    if not held:
+        raise ConnectError(
+            f"lost the migration lock {during}: its database session ended (server "
+            "restart, failover, or the session was terminated); stopped so that no two "
+            "migrators run at once",
+            "run again: revisions already applied stay applied, the rest follow",
+        )
+
+
 def release(conn: psycopg.Connection[Any]) -> None:
-    if not conn.closed:
+    """Let go of the lock. Called from `finally`, so it must not replace the error that got
+    us here: if the session is gone (server restarted, connection cut), so is its lock."""
+    if conn.closed:
+        return
+    try:
         conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+    except psycopg.Error:
+        conn.close()

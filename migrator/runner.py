@@ -26,7 +26,7 @@ from sqlalchemy import create_engine, exc
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
-from migrator import __version__, db, history
+from migrator import __version__, db, history, lock
 from migrator.chain import Chain, Revision
 from migrator.config import Settings, redact
 from migrator.errors import ConnectError, LockTimeoutExhausted, MigrationFailed, MigratorError
@@ -129,7 +129,7 @@ class Runner:
                         f"({one_line(error)}); the revision was rolled back",
                         "run again once the database is back (the Job can simply be rerun)",
                     ) from None
-                if code == "57014":
+                if code == "57014" and "statement timeout" in str(error):
                     raise MigrationFailed(
                         f"revision {revision.id} hit statement_timeout "
                         f"({s.statement_timeout_ms} ms) and was rolled back",
@@ -145,6 +145,7 @@ class Runner:
     def _attempt(self, revision: Revision, direction: str, target: str | None,
                  lock_timeout_ms: int) -> float:
         overrides = _revision_settings(self.script, revision.id)
+        lock.ensure_held(self.watcher, f"before revision {revision.id}")
         with self.engine.connect() as conn:
             _set(conn, "lock_timeout", f"{lock_timeout_ms}ms")
             for name, value in overrides.items():
@@ -170,8 +171,10 @@ class Runner:
                 env.run_migrations()
 
     def _record(self, *, ctx: MigrationContext, step: MigrationInfo, **_: Any) -> None:
-        """Inside the revision's transaction: the history row commits with it."""
+        """Inside the revision's transaction: the history row commits with it, and only
+        while we still hold the migration lock."""
         assert ctx.connection is not None
+        lock.ensure_held(self.watcher, f"during revision {step.up_revision_id}")
         cursor = ctx.connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
         # Created here, not before the run: a refused first revision leaves nothing behind.
         cursor.execute(history.CREATE_SQL)
