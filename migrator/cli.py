@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import time
 import uuid
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -24,6 +26,8 @@ examples:
   migrator check --wait 300          # the API's init container: wait until migrated
   migrator upgrade --sql 0001:head   # the SQL, for review, without a database
   migrator downgrade 0001            # one step back (see docs/rollback.md)
+  migrator plan                      # what pending revisions will lock, and their risk
+  migrator lint                      # squawk + our own rules on every revision (CI)
 """
 
 ENVIRONMENT = "environment:\n  DATABASE_URL, MIGRATION_DATABASE_URL (wins)\n" + "\n".join(
@@ -84,6 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--wait", type=float, default=0, metavar="S",
                      help="keep checking for up to S seconds")
     verbs.add_parser("history", help="every revision and when it was applied")
+    plan = verbs.add_parser("plan", help="pending revisions' SQL, with the lock, rewrite and "
+                            "risk of each statement (docs/plan-and-lint.md)")
+    plan.add_argument("--offline", action="store_true", help="do not ask the database: plan "
+                      "every revision from base")
+    lint = verbs.add_parser("lint", help="squawk and our own rules on every revision's SQL "
+                            "(exit 16 on a finding)")
+    lint.add_argument("--config", type=Path, metavar="PATH",
+                      help="squawk configuration (default: the checked-in .squawk.toml)")
     for sub in verbs.choices.values():
         _settings_flags(sub)
     return parser
@@ -106,13 +118,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _log_stream(args: argparse.Namespace) -> Any:
-    """Logs go to stderr when stdout carries a document (--json, or SQL with --sql)."""
-    return sys.stderr if args.json or getattr(args, "sql", False) else sys.stdout
+    """Logs go to stderr when stdout carries a document (--json, SQL with --sql, a plan)."""
+    return sys.stderr if args.json or getattr(args, "sql", False) or args.verb == "plan" \
+        else sys.stdout
 
 
 def _load(args: argparse.Namespace) -> Settings:
     overrides = {name: getattr(args, name, None) for name in ENV_NAMES}
-    offline = args.verb == "upgrade" and args.sql
+    offline = (args.verb == "upgrade" and args.sql) or args.verb == "lint" or (
+        args.verb == "plan" and (args.offline or not any(
+            os.environ.get(name) for name in ("MIGRATION_DATABASE_URL", "DATABASE_URL"))))
     return load_settings(overrides, need_database=not offline)
 
 
@@ -141,6 +156,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
                 result = commands.status(settings)
             elif args.verb == "check":
                 result = commands.check(settings, args.wait)
+            elif args.verb == "plan":
+                result = commands.plan(settings, args.offline)
+            elif args.verb == "lint":
+                result = commands.lint(settings, args.config)
             else:
                 result = commands.history_rows(settings)
         except KeyboardInterrupt as stop:
@@ -165,6 +184,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
                           **result.data}, default=str))
     elif args.verb == "history" and (settings.log_format == "text" or sys.stdout.isatty()):
         _print_history(result.data)
+    elif args.verb == "plan":
+        from migrator.plan import format_text
+
+        print(format_text(result.data))
     return 0
 
 

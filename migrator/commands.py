@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -324,3 +325,44 @@ def offline_sql(settings: Settings, revision_range: str | None) -> str:
         with env.begin_transaction():
             env.run_migrations()
     return buffer.getvalue()
+
+
+def plan(settings: Settings, offline: bool = False) -> Result:
+    """The pending revisions' SQL, with the lock, rewrite and risk of each statement.
+
+    Pending relative to the database when there is one to ask; otherwise (no DATABASE_URL,
+    --offline, or the database unreachable) every revision from base.
+    """
+    from migrator import plan as planner
+    from migrator.errors import ConnectError
+
+    chain = load_chain(settings.migrations_dir)
+    current, pending, source = None, chain.ids(), "offline: every revision from base"
+    if not offline and settings.database_url:
+        try:
+            with db.connect(settings, "plan", autocommit=True) as conn:
+                state = assess(chain, history.read_state(conn))
+        except ConnectError as error:
+            source = f"offline: every revision from base (database unreachable: {error.message})"
+            event("plan_offline", source, logging.WARNING)
+        else:
+            current, pending = state.current, _pending(chain, state, chain.head)
+            source = f"database {settings.redacted_url}"
+    revisions = [rev for rev in chain.revisions if rev.id in pending]
+    data = {"source": source, "current": current, "head": chain.head, "pending": pending,
+            **planner.plan_data(planner.render(settings, chain, revisions))}
+    summary = data["summary"]
+    return Result("success", f"plan: {len(pending)} revision(s) to apply, "
+                  f"{summary['statements']} statement(s), {summary['high_risk']} high risk "
+                  f"({source})", None, data)
+
+
+def lint(settings: Settings, config: Path | None = None) -> Result:
+    """squawk and our own rules over every revision's SQL; LintFailed (16) on a finding."""
+    from migrator import lint as linter
+    from migrator.errors import LintFailed
+
+    report = linter.run(settings, config)
+    if report.failures:
+        raise LintFailed(report.message(), **report.as_dict())
+    return Result("success", report.message(), None, report.as_dict())

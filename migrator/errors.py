@@ -133,6 +133,15 @@ class DowngradeRefused(MigratorError):
     )
 
 
+class LintFailed(MigratorError):
+    exit_code = 16
+    kind = "lint"
+    default_next_step = (
+        "fix the statements listed above, or, after review, set the rule aside for one "
+        "statement with `# lint: allow RULE -- reason` above its call (docs/plan-and-lint.md)"
+    )
+
+
 ALL_ERRORS: tuple[type[MigratorError], ...] = (
     MigratorError,
     ConfigError,
@@ -148,6 +157,7 @@ ALL_ERRORS: tuple[type[MigratorError], ...] = (
     NotAtHead,
     Interrupted,
     DowngradeRefused,
+    LintFailed,
 )
 
 
