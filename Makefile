@@ -43,7 +43,7 @@ lint: $(STAMP) ## ruff, mypy and the migration linter
 	$(BIN)/mypy
 	$(BIN)/migrator lint
 
-test: $(STAMP) tools ## install what the tests need and run the whole suite
+test: $(STAMP) tools node-tools ## install what the tests need and run the whole suite
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from contextvars import ContextVar
 from typing import Any, TextIO
 
 from pythonjsonlogger.json import JsonFormatter
@@ -21,6 +22,8 @@ LOGGER_NAME = "migrator"
 FIELDS = ("event", "run_id", "revision", "duration_ms", "outcome", "version")
 
 log = logging.getLogger(LOGGER_NAME)
+# The revision being applied: lines logged from inside it (adoption, index builds) carry it.
+current_revision: ContextVar[str | None] = ContextVar("current_revision", default=None)
 
 
 class _RunContext(logging.Filter):
@@ -40,7 +43,9 @@ class _RunContext(logging.Filter):
         record.version = __version__
         if not hasattr(record, "event"):
             record.event = record.name
-        for key in ("revision", "duration_ms", "outcome"):
+        if not hasattr(record, "revision"):
+            record.revision = current_revision.get()
+        for key in ("duration_ms", "outcome"):
             if not hasattr(record, key):
                 setattr(record, key, None)
         return True

@@ -26,7 +26,7 @@ from sqlalchemy import create_engine, exc
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
-from migrator import __version__, db, history, lock
+from migrator import __version__, db, history, lock, logs
 from migrator.chain import Chain, Revision
 from migrator.config import Settings, redact
 from migrator.errors import ConnectError, LockTimeoutExhausted, MigrationFailed, MigratorError
@@ -98,6 +98,7 @@ class Runner:
         lock_timeout = s.lock_timeout_ms
         deadline = time.monotonic() + s.retry_deadline_s
         pause = 0.2
+        logs.current_revision.set(revision.id)
         for attempt in range(1, s.lock_retries + 1):
             try:
                 return self._attempt(revision, direction, target, lock_timeout)
