@@ -224,7 +224,7 @@ class LockHolder(threading.Thread):
             row = conn.execute("SELECT pg_backend_pid()").fetchone()
             self.pid = row[0] if row else None
             for statement in self.statements:
-                conn.execute(statement)  # type: ignore[arg-type]
+                conn.execute(statement)
             self.locked.set()
             self._release.wait(self.hold_s)
             conn.commit()
@@ -250,9 +250,9 @@ def set_pause(url: str, seconds: float | None) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         name = conn.info.dbname
         if seconds is None:
-            conn.execute(f'ALTER DATABASE "{name}" RESET fault.pause')  # type: ignore[arg-type]
+            conn.execute(f'ALTER DATABASE "{name}" RESET fault.pause')
         else:
-            conn.execute(f"ALTER DATABASE \"{name}\" SET fault.pause = '{seconds}'")  # type: ignore[arg-type]
+            conn.execute(f"ALTER DATABASE \"{name}\" SET fault.pause = '{seconds}'")
 
 
 def pausing(url: str) -> bool:
@@ -264,7 +264,7 @@ def pausing(url: str) -> bool:
 def sql(url: str, statement: str, params: tuple[Any, ...] | None = None) -> list[Any]:
     """Run one statement in its own autocommit session; its rows (empty if none)."""
     with psycopg.connect(url, autocommit=True) as conn:
-        cursor = conn.execute(statement, params)  # type: ignore[arg-type]
+        cursor = conn.execute(statement, params)
         return cursor.fetchall() if cursor.description else []
 
 

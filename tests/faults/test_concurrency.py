@@ -6,8 +6,9 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -34,7 +35,7 @@ def test_twenty_runners_at_once_apply_each_revision_once(
     assert codes == [0] * RUNNERS, "\n\n".join(r.output for r in runners if r.wait())
     outcomes = Counter(r.event("run_finished")["outcome"] for r in runners)
     assert outcomes == {"success": 1, "noop": RUNNERS - 1}
-    applied = [r.get("revision") for run in runners for r in run.records()
+    applied = [str(r["revision"]) for run in runners for r in run.records()
                if r.get("event") == "revision_applied"]
     assert sorted(applied) == sorted(chain.ids())
     waited_then_found_done = [r for r in runners if "lock_acquired" in r.events()
@@ -46,17 +47,17 @@ def test_twenty_runners_at_once_apply_each_revision_once(
 
 
 @pytest.fixture
-def lock_held(database_url: str) -> tuple[psycopg.Connection[object], int]:
+def lock_held(database_url: str) -> Iterator[tuple[psycopg.Connection[Any], int]]:
     conn = psycopg.connect(database_url, autocommit=True, application_name="fault-holder")
     conn.execute("SELECT pg_advisory_lock(%s)", (lock.LOCK_KEY,))
     row = conn.execute("SELECT pg_backend_pid()").fetchone()
     assert row is not None
-    yield conn, row[0]  # type: ignore[misc]
+    yield conn, row[0]
     conn.close()
 
 
 def test_held_lock_names_the_holder_and_exits_7_within_the_wait(
-        database_url: str, lock_held: tuple[psycopg.Connection[object], int],
+        database_url: str, lock_held: tuple[psycopg.Connection[Any], int],
         spawn: Callable[..., Migrator]) -> None:
     _, holder_pid = lock_held
     wait_s = 2
@@ -75,7 +76,7 @@ def test_held_lock_names_the_holder_and_exits_7_within_the_wait(
 
 
 def test_waiting_reports_the_holder_every_few_seconds(
-        database_url: str, lock_held: tuple[psycopg.Connection[object], int],
+        database_url: str, lock_held: tuple[psycopg.Connection[Any], int],
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr(lock, "REPORT_EVERY_S", 0.5)
     caplog.set_level(logging.INFO, logger="migrator")
@@ -93,7 +94,7 @@ def test_waiting_reports_the_holder_every_few_seconds(
 
 
 def test_lock_is_taken_soon_after_the_holder_lets_go(
-        database_url: str, lock_held: tuple[psycopg.Connection[object], int]) -> None:
+        database_url: str, lock_held: tuple[psycopg.Connection[Any], int]) -> None:
     holder, _ = lock_held
     letting_go = threading.Timer(1.0, holder.execute, ("SELECT pg_advisory_unlock_all()",))
     with psycopg.connect(database_url, autocommit=True) as conn:

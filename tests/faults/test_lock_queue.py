@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -31,35 +32,43 @@ CAP_MS = 250  # MIGRATOR_LOCK_TIMEOUT_CAP_MS default: the app's worst stall
 SLACK_MS = 100
 HOLD_S = 6
 
-READER = {
-    "holder": ["SELECT count(*) FROM users"],  # ACCESS SHARE, like a long report query
-    "app": ("SELECT id FROM users ORDER BY created_at DESC LIMIT 5", None),
-    "revision": ["ALTER TABLE users ADD COLUMN lockq_note text"],  # needs ACCESS EXCLUSIVE
-}
-WRITER = {
-    "holder": ["INSERT INTO users (google_id, email) VALUES ('g-holder', 'holder@x.test')"],
-    "app": ("INSERT INTO users (google_id, email) VALUES (%s, %s)", new_email),
+@dataclass(frozen=True)
+class Case:
+    holder: list[str]  # what the long transaction runs (and the locks it keeps)
+    app: str  # what the app runs every 20 ms
+    app_params: Callable[[], tuple[str, str]] | None
+    revision: list[str]  # the test revision's SQL
+    landed: str  # a query with a row once the revision is in
+
+
+READER = Case(
+    holder=["SELECT count(*) FROM users"],  # ACCESS SHARE, like a long report query
+    app="SELECT id FROM users ORDER BY created_at DESC LIMIT 5", app_params=None,
+    revision=["ALTER TABLE users ADD COLUMN lockq_note text"],  # needs ACCESS EXCLUSIVE
+    landed="SELECT 1 FROM information_schema.columns WHERE column_name = 'lockq_note'",
+)
+WRITER = Case(
+    holder=["INSERT INTO users (google_id, email) VALUES ('g-holder', 'holder@x.test')"],
+    app="INSERT INTO users (google_id, email) VALUES (%s, %s)", app_params=new_email,
     # A plain CREATE INDEX needs SHARE, which conflicts with the writers' ROW EXCLUSIVE.
-    "revision": ["CREATE INDEX users_lockq_idx ON users (display_name)"],
-}
+    revision=["CREATE INDEX users_lockq_idx ON users (display_name)"],
+    landed="SELECT 1 FROM pg_indexes WHERE indexname = 'users_lockq_idx'",
+)
 
 
-def _landed(url: str, case: dict[str, object]) -> bool:
-    if case is READER:
-        return column_exists(url, "users", "lockq_note")
-    return bool(sql(url, "SELECT 1 FROM pg_indexes WHERE indexname = 'users_lockq_idx'"))
+def _landed(url: str, case: Case) -> bool:
+    return bool(sql(url, case.landed))
 
 
 @pytest.mark.parametrize("case", [READER, WRITER], ids=["reader-vs-alter", "writer-vs-index"])
 def test_app_never_stalls_longer_than_the_cap(
-        case: dict[str, object], at_head: str, migrations: Path,
+        case: Case, at_head: str, migrations: Path,
         spawn: Callable[..., Migrator]) -> None:
-    add_revision(migrations, "q01", case["revision"])  # type: ignore[arg-type]
-    statement, params = case["app"]  # type: ignore[misc]
-    app = AppLoad(at_head, statement, params, every_s=0.02, max_s=HOLD_S + 20)
+    add_revision(migrations, "q01", case.revision)
+    app = AppLoad(at_head, case.app, case.app_params, every_s=0.02, max_s=HOLD_S + 20)
     app.start()
     assert app.ready.wait(10)
-    holder = LockHolder(at_head, case["holder"], HOLD_S).start_holding()  # type: ignore[arg-type]
+    holder = LockHolder(at_head, case.holder, HOLD_S).start_holding()
     runner = spawn("upgrade", env=migrator_env(at_head, migrations))
     try:
         runner.wait_for("lock_retry", timeout=HOLD_S)
@@ -86,7 +95,7 @@ def test_app_never_stalls_longer_than_the_cap(
 
 def test_gives_up_with_exit_8_naming_the_holder_and_applies_nothing(
         at_head: str, migrations: Path, spawn: Callable[..., Migrator]) -> None:
-    add_revision(migrations, "q01", READER["revision"])  # type: ignore[arg-type]
+    add_revision(migrations, "q01", READER.revision)
     holder = LockHolder(at_head, ["SELECT count(*) FROM users"], hold_s=30,
                         application_name="nightly-report").start_holding()
     try:
