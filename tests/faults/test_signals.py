@@ -7,6 +7,7 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import pytest
 from faultkit import (
     PAUSE,
@@ -23,6 +24,7 @@ from faultkit import (
     wait_until,
 )
 
+from migrator import lock
 from migrator.chain import load_chain
 
 # DDL, a long pause, more DDL: a kill during the pause lands between two statements.
@@ -99,3 +101,18 @@ def test_sigkill_then_immediate_rerun_waits_out_the_orphan(
     rerun = spawn("upgrade", env=migrator_env(at_head, migrations))
     assert rerun.wait(30) == 0, rerun.output
     assert current(at_head) == "s01" and _table_exists(at_head, "sig_after")
+
+
+def test_sigterm_while_waiting_for_the_lock_exits_14_at_once(
+        at_head: str, migrations: Path, spawn: Callable[..., Migrator]) -> None:
+    add_revision(migrations, "s01", ["CREATE TABLE sig_after (id int PRIMARY KEY)"])
+    with psycopg.connect(at_head, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", (lock.LOCK_KEY,))
+        runner = spawn("upgrade", "--lock-wait", "30", env=migrator_env(at_head, migrations))
+        runner.wait_for("lock_waiting")
+        runner.proc.send_signal(signal.SIGTERM)
+        assert runner.wait(10) == 14, runner.output
+        assert runner.event("run_failed")["outcome"] == "failure.interrupted"
+        assert [pid for pid, _ in advisory_locks(at_head)] == [other.info.backend_pid]
+    assert migrator_sessions(at_head) == []
+    assert not _table_exists(at_head, "sig_after")

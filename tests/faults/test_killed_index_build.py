@@ -1,0 +1,50 @@
+"""SIGKILL during CREATE INDEX CONCURRENTLY: the build stops with its client, leaves an
+INVALID index, and the next run drops and rebuilds it. (Failed and cancelled builds are
+covered in tests/integration/test_online.py.)"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+from faultkit import Migrator, add_revision, current, migrator_env, sql, wait_until
+
+INDEX = "users_killed_build_idx"
+BUILD = "SELECT pid FROM pg_stat_activity WHERE query LIKE 'CREATE INDEX CONCURRENTLY%%'"
+
+
+def _valid(url: str) -> list[bool]:
+    return [r[0] for r in sql(url, "SELECT indisvalid FROM pg_index WHERE indexrelid ="
+                                   " to_regclass(%s)", (INDEX,))]
+
+
+def test_killed_concurrent_build_is_rebuilt_on_the_next_run(
+        at_head: str, migrations: Path, spawn: Callable[..., Migrator]) -> None:
+    add_revision(migrations, "k01", ["py:from migrator.online import create_index",
+                                     f"py:create_index({INDEX!r}, 'users', ['display_name'])"])
+    before = current(at_head)
+    env = migrator_env(at_head, migrations)
+    # An older writer: the concurrent build waits for it after creating its (INVALID) entry.
+    older = psycopg.connect(at_head)
+    try:
+        older.execute("INSERT INTO users (google_id, email) VALUES ('g-old', 'old@x.test')")
+        runner = spawn("upgrade", env=env)
+        wait_until(lambda: bool(sql(at_head, BUILD + " AND wait_event_type = 'Lock'")), 20,
+                   "the concurrent build waits for the older writer")
+        runner.proc.kill()
+        assert runner.wait(10) == -signal.SIGKILL
+        # Its backend notices the client is gone (client_connection_check_interval) instead
+        # of building on, unseen, once the writer ends.
+        wait_until(lambda: not sql(at_head, BUILD), 3, "the orphaned build stops")
+        assert _valid(at_head) == [False]
+        assert current(at_head) == before
+    finally:
+        older.rollback()
+        older.close()
+
+    rerun = spawn("upgrade", env=env)
+    assert rerun.wait(30) == 0, rerun.output
+    assert "index_rebuild" in rerun.events()
+    assert _valid(at_head) == [True] and current(at_head) == "k01"
