@@ -350,7 +350,7 @@ def plan(settings: Settings, offline: bool = False) -> Result:
             source = f"database {settings.redacted_url}"
     revisions = [rev for rev in chain.revisions if rev.id in pending]
     data = {"source": source, "current": current, "head": chain.head, "pending": pending,
-            **planner.plan_data(planner.render(settings, chain, revisions))}
+            **planner.plan_data(planner.render(settings, revisions))}
     summary = data["summary"]
     return Result("success", f"plan: {len(pending)} revision(s) to apply, "
                   f"{summary['statements']} statement(s), {summary['high_risk']} high risk "

@@ -190,21 +190,16 @@ def _at(item: RenderedRevision, line: int) -> Statement | None:
 def run(settings: Settings, config: Path | None = None) -> Report:
     """Lint every revision of the chain, in order (rules may depend on earlier revisions)."""
     chain = load_chain(settings.migrations_dir)
-    ctx = Context()
-    items: list[RenderedRevision] = []
-    findings: list[Finding] = []
     root = settings.migrations_dir.parent
 
     def shown(path: Path) -> str:
         return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
-    for rev in chain.revisions:
-        try:
-            items += render(settings, chain, [rev], ctx)
-        except Exception as error:  # a revision that cannot render cannot be reviewed
-            findings.append(Finding(rev.id, shown(rev.path), None, "render-failed", "migrator",
-                                    f"offline rendering failed: {type(error).__name__}: "
-                                    f"{str(error).splitlines()[0] if str(error) else ''}", ""))
+    rendered = render(settings, list(chain.revisions), Context())
+    items = [item for item in rendered if item.error is None]
+    findings = [Finding(item.revision.id, shown(item.revision.path), None, "render-failed",
+                        "migrator", f"offline rendering failed: {item.error}", "")
+                for item in rendered if item.error is not None]
     squawked = _squawk(items, config or default_config(settings))
     for item in items:
         source = item.revision.path.read_text(encoding="utf-8")

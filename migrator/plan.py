@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from migrator.chain import Chain, Revision
+from migrator.chain import Revision
 from migrator.config import Settings
 
 # Lock modes from weakest to strongest, and what each one stops the app from doing.
@@ -137,7 +137,7 @@ def _alter_action(table: str, action: str, ctx: Context) -> Effect:
         if rest.startswith("DROP NOT NULL"):
             return Effect("DROP NOT NULL", exclusive, note="catalog-only")
         if rest.startswith(("SET DEFAULT", "DROP DEFAULT")):
-            return Effect(rest.split(" (")[0].split(" ")[0] + " DEFAULT", exclusive,
+            return Effect(rest.split(" ")[0] + " DEFAULT", exclusive,
                           note="catalog-only; existing rows keep their values")
         return Effect("ALTER COLUMN", exclusive, risk="unknown", note="not classified: read it")
     constraint = re.match(rf"^ADD (?:CONSTRAINT ({_IDENT}) )?"
@@ -339,6 +339,7 @@ class RenderedRevision:
     sql: str
     statements: list[Statement]
     description: str
+    error: str | None = None  # why it could not be rendered offline
 
 
 @dataclass
@@ -382,9 +383,13 @@ def _quiet_alembic() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def render(settings: Settings, chain: Chain, revisions: list[Revision],
+def render(settings: Settings, revisions: list[Revision],
            ctx: Context | None = None) -> list[RenderedRevision]:
-    """Each revision's offline SQL (range `down:rev`), split and classified, in order."""
+    """Each revision's offline SQL (range `down:rev`), split and classified, in order.
+
+    A revision that cannot render (it queries the database, or raises) comes back with
+    `error` set and no statements: it cannot be reviewed, and the caller says so.
+    """
     from alembic.runtime.environment import EnvironmentContext
     from alembic.script import ScriptDirectory
 
@@ -397,22 +402,26 @@ def render(settings: Settings, chain: Chain, revisions: list[Revision],
     rendered = []
     with _quiet_alembic():
         for rev in revisions:
-            capture = _Capture(rev.path)
-            with EnvironmentContext(
-                config, script, as_sql=True, starting_rev=rev.down, destination_rev=rev.id,
-                fn=lambda start, _, rev_id=rev.id: script._upgrade_revs(rev_id, start),
-            ) as env:
-                env.configure(url="postgresql+psycopg://", output_buffer=capture,
-                              literal_binds=True, target_metadata=metadata,
-                              transaction_per_migration=True)
-                with env.begin_transaction():
-                    env.run_migrations()
+            capture, error = _Capture(rev.path), None
+            try:
+                with EnvironmentContext(
+                    config, script, as_sql=True, starting_rev=rev.down, destination_rev=rev.id,
+                    fn=lambda start, _, rev_id=rev.id: script._upgrade_revs(rev_id, start),
+                ) as env:
+                    env.configure(url="postgresql+psycopg://", output_buffer=capture,
+                                  literal_binds=True, target_metadata=metadata,
+                                  transaction_per_migration=True)
+                    with env.begin_transaction():
+                        env.run_migrations()
+            except Exception as exc:  # reported per revision, not raised
+                error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             ctx.new_tables = set()
             module = script.get_revision(rev.id)
-            doc = (module.doc if module is not None else "") or ""
-            rendered.append(RenderedRevision(rev, "".join(c.text for c in capture.chunks),
-                                             _statements(capture.chunks, ctx),
-                                             doc.strip().splitlines()[0] if doc else ""))
+            doc = ((module.doc if module is not None else "") or "").strip()
+            rendered.append(RenderedRevision(
+                rev, "".join(c.text for c in capture.chunks),
+                [] if error else _statements(capture.chunks, ctx),
+                doc.splitlines()[0] if doc else "", error))
     return rendered
 
 
@@ -451,9 +460,9 @@ def plan_data(rendered: list[RenderedRevision]) -> dict[str, Any]:
         every += statements
         revisions.append({"revision": item.revision.id, "down_revision": item.revision.down,
                           "file": item.revision.path.name, "description": item.description,
-                          "risk": max((s["risk"] for s in statements), key=RISKS.index,
-                                      default="none"),
-                          "statements": statements})
+                          "risk": "unknown" if item.error else max(
+                              (s["risk"] for s in statements), key=RISKS.index, default="none"),
+                          "error": item.error, "statements": statements})
     return {"revisions": revisions, "summary": {
         "revisions": len(revisions), "statements": len(every),
         "high_risk": sum(s["risk"] == "high" for s in every),
@@ -474,6 +483,8 @@ def format_text(data: dict[str, Any], width: int = 72) -> str:
     for rev in data["revisions"]:
         out += ["", f"{rev['revision']}  {rev['file']}  risk: {rev['risk']}",
                 f"    {rev['description']}",
+                *([f"    CANNOT RENDER OFFLINE, read the revision: {rev['error']}"]
+                  if rev["error"] else []),
                 f"  {'#':>2}  {'tx':<3}  {'lock':<{lock_w}}  {'table':<{table_w}}  rewrite  "
                 f"{'risk':<7}  statement"]
         for s in rev["statements"]:

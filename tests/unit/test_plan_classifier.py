@@ -140,7 +140,7 @@ def _offline(migrations: Path | None = None) -> tuple[list[plan.RenderedRevision
     env = {"MIGRATOR_MIGRATIONS_DIR": str(migrations)} if migrations else {}
     settings = load_settings(env=env, need_database=False)
     chain = load_chain(settings.migrations_dir)
-    rendered = plan.render(settings, chain, list(chain.revisions))
+    rendered = plan.render(settings, list(chain.revisions))
     return rendered, plan.plan_data(rendered)
 
 
@@ -191,3 +191,22 @@ def test_text_table_lists_every_statement() -> None:
     assert "CREATE INDEX CONCURRENTLY" in text and "SHARE UPDATE EXCLUSIVE" in text
     rows = [line for line in text.splitlines() if re.match(r"^\s+\d+\s+(in|out)\s", line)]
     assert len(rows) == data["summary"]["statements"]
+
+
+def test_a_revision_that_cannot_render_is_reported_not_raised(tmp_path: Path) -> None:
+    migrations = copy_migrations(tmp_path)
+    write_revision(migrations, "0003", 'op.get_bind().execute(sa.text("SELECT 1")).scalar()')
+    write_revision(migrations, "0004", 'op.add_column("users", sa.Column("n", sa.Text()))')
+    _, data = _offline(migrations)
+    broken, after = data["revisions"][-2:]
+    assert broken["error"] and broken["risk"] == "unknown" and broken["statements"] == []
+    assert after["error"] is None and after["statements"][0]["kind"] == "ADD COLUMN"
+    data.update(source="offline", current=None, head="0004")
+    assert "CANNOT RENDER OFFLINE" in plan.format_text(data)
+
+
+def test_set_and_drop_default_are_catalog_only() -> None:
+    for sql, kind in (("ALTER TABLE users ALTER COLUMN email SET DEFAULT 'x'", "SET DEFAULT"),
+                      ("ALTER TABLE users ALTER email DROP DEFAULT", "DROP DEFAULT")):
+        effect = classify(sql, Context())
+        assert (effect.kind, effect.risk, effect.rewrite) == (kind, "low", False)
