@@ -27,12 +27,13 @@ migrate: $(STAMP) ## migrate $$DATABASE_URL (or a local embedded PostgreSQL) to 
 local-db-stop: ## stop the local embedded PostgreSQL started by `make migrate`
 	@[ ! -x $(BIN)/python ] || $(BIN)/python -m migrator.localdb stop $(LOCAL_PG)
 
-tools: ## system tools the tests use (promtool, amtool, buildah, debootstrap), from Debian
+tools: ## system tools the tests use (promtool, amtool, pgbouncer, buildah, debootstrap), from Debian
 	@missing=""; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v amtool >/dev/null || missing="$$missing prometheus-alertmanager"; \
 	command -v buildah >/dev/null || missing="$$missing buildah"; \
 	command -v debootstrap >/dev/null || missing="$$missing debootstrap"; \
+	command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || missing="$$missing pgbouncer"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
