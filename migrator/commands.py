@@ -303,27 +303,12 @@ def offline_sql(settings: Settings, revision_range: str | None) -> str:
     """The SQL of `[FROM:]TO` (default base:head) for review, without a database."""
     import io
 
-    from alembic.runtime.environment import EnvironmentContext
-
-    from migrator.models import metadata
-    from migrator.runner import alembic_config
+    from migrator.runner import render_sql
 
     chain = load_chain(settings.migrations_dir)
     start, _, end = (revision_range or "head").rpartition(":")
-    first, last = _target_in(chain, start or "base"), _target_in(chain, end)
-    config = alembic_config(settings)
-    from alembic.script import ScriptDirectory
-
-    script = ScriptDirectory.from_config(config)
     buffer = io.StringIO()
-    with EnvironmentContext(
-        config, script, as_sql=True, starting_rev=first, destination_rev=last,
-        fn=lambda rev, _: script._upgrade_revs(last or "base", rev),
-    ) as env:
-        env.configure(url="postgresql+psycopg://", output_buffer=buffer, literal_binds=True,
-                      target_metadata=metadata, transaction_per_migration=True)
-        with env.begin_transaction():
-            env.run_migrations()
+    render_sql(settings, _target_in(chain, start or "base"), _target_in(chain, end), buffer)
     return buffer.getvalue()
 
 

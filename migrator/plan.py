@@ -390,29 +390,16 @@ def render(settings: Settings, revisions: list[Revision],
     A revision that cannot render (it queries the database, or raises) comes back with
     `error` set and no statements: it cannot be reviewed, and the caller says so.
     """
-    from alembic.runtime.environment import EnvironmentContext
-    from alembic.script import ScriptDirectory
+    from migrator.runner import render_sql, script_directory
 
-    from migrator.models import metadata
-    from migrator.runner import alembic_config
-
-    config = alembic_config(settings)
-    script = ScriptDirectory.from_config(config)
+    script = script_directory(settings)
     ctx = ctx or Context()
     rendered = []
     with _quiet_alembic():
         for rev in revisions:
             capture, error = _Capture(rev.path), None
             try:
-                with EnvironmentContext(
-                    config, script, as_sql=True, starting_rev=rev.down, destination_rev=rev.id,
-                    fn=lambda start, _, rev_id=rev.id: script._upgrade_revs(rev_id, start),
-                ) as env:
-                    env.configure(url="postgresql+psycopg://", output_buffer=capture,
-                                  literal_binds=True, target_metadata=metadata,
-                                  transaction_per_migration=True)
-                    with env.begin_transaction():
-                        env.run_migrations()
+                render_sql(settings, rev.down, rev.id, capture)
             except Exception as exc:  # reported per revision, not raised
                 error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             ctx.new_tables = set()

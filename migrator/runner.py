@@ -61,6 +61,23 @@ def script_directory(settings: Settings) -> ScriptDirectory:
     return ScriptDirectory.from_config(alembic_config(settings))
 
 
+def render_sql(settings: Settings, start: str | None, end: str | None, out: Any) -> None:
+    """Write the SQL of the revisions after `start` up to `end` to `out`, without a database.
+
+    Alembic's offline (`as_sql`) mode: what `upgrade --sql` prints and `plan` classifies.
+    """
+    config = alembic_config(settings)
+    script = ScriptDirectory.from_config(config)
+    with EnvironmentContext(
+        config, script, as_sql=True, starting_rev=start, destination_rev=end,
+        fn=lambda rev, _: script._upgrade_revs(end or "base", rev),
+    ) as env:
+        env.configure(url="postgresql+psycopg://", output_buffer=out, literal_binds=True,
+                      target_metadata=metadata, transaction_per_migration=True)
+        with env.begin_transaction():
+            env.run_migrations()
+
+
 def sqlstate(error: BaseException) -> str | None:
     orig = getattr(error, "orig", error)
     return getattr(orig, "sqlstate", None)

@@ -7,14 +7,12 @@ the real squawk and the checked-in .squawk.toml; no database is needed.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pgtest import run_migrator
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # bench/ is not an installed package
 from bench.chain import copy_migrations, write_revision
 
 LINT_EXIT = 16

@@ -16,7 +16,6 @@ from pathlib import Path
 import psycopg
 from pgtest import REPO, json_lines, run_migrator
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # bench/ is not an installed package
 from bench.chain import copy_migrations, write_revision
 
 INDEX = "sessions_user_id_expires_at_idx"  # revision 0002
