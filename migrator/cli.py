@@ -205,6 +205,7 @@ def _fail(error: MigratorError, args: argparse.Namespace, metrics: Any, started:
         metrics.run_finished(f"failure.{error.kind}", seconds, None)
         metrics.close()
     event("run_failed", error.message, logging.ERROR, outcome=f"failure.{error.kind}",
+          revision=error.details.get("revision"),
           duration_ms=round(seconds * 1000), exit_code=error.exit_code,
           next_step=error.next_step, details=error.details or None)
     if args.json:

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 
 from migrator import __version__, db, history, lock
-from migrator.chain import Chain, load_chain
+from migrator.chain import Chain, Revision, load_chain
 from migrator.config import Settings
 from migrator.errors import (
     ChecksumMismatch,
@@ -121,6 +121,7 @@ def _upgrade_locked(conn: psycopg.Connection[Any], settings: Settings, chain: Ch
 
     from migrator.runner import Runner
 
+    _log_plan(settings, [rev for rev in chain.revisions if rev.id in pending])
     runner = Runner(settings, chain, conn)
     try:
         for rev_id in pending:
@@ -138,6 +139,21 @@ def _upgrade_locked(conn: psycopg.Connection[Any], settings: Settings, chain: Ch
         _verify_models(conn)
     return Result("success", f"upgraded to {final.current}: applied {', '.join(pending)}",
                   final.schema_version, {**final.as_dict(), "applied_now": pending})
+
+
+def _log_plan(settings: Settings, revisions: list[Revision]) -> None:
+    """Before applying: what each revision will lock and rewrite, for whoever reads the log."""
+    from migrator import plan as planner
+
+    for item in planner.plan_data(planner.render(settings, revisions))["revisions"]:
+        steps = [{k: s[k] for k in ("kind", "table", "lock", "rewrite", "outside_transaction",
+                                    "risk")} for s in item["statements"]]
+        locks = sorted({f"{s['lock']} on {s['table']}" for s in steps
+                        if s["lock"] and s["table"] not in (None, history.VERSION_TABLE)})
+        event("revision_plan", f"{item['revision']} will take {', '.join(locks) or 'no lock'}"
+              f" (risk {item['risk']})" + (f"; cannot render: {item['error']}"
+                                           if item["error"] else ""),
+              revision=item["revision"], risk=item["risk"], statements=steps)
 
 
 def _verify_models(conn: psycopg.Connection[Any]) -> list[Any]:

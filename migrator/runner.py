@@ -110,12 +110,19 @@ class Runner:
         return conn
 
     def apply(self, revision: Revision, direction: str, target: str | None) -> float:
+        """Run one step; every log line meanwhile names the revision."""
+        token = logs.current_revision.set(revision.id)
+        try:
+            return self._apply(revision, direction, target)
+        finally:
+            logs.current_revision.reset(token)
+
+    def _apply(self, revision: Revision, direction: str, target: str | None) -> float:
         """Run one step (upgrade to `revision`, or downgrade from it to `target`)."""
         s = self.settings
         lock_timeout = s.lock_timeout_ms
         deadline = time.monotonic() + s.retry_deadline_s
         pause = 0.2
-        logs.current_revision.set(revision.id)
         for attempt in range(1, s.lock_retries + 1):
             try:
                 return self._attempt(revision, direction, target, lock_timeout)

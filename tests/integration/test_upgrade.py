@@ -38,9 +38,14 @@ def test_empty_database_reaches_head_and_matches_the_models(database_url: str) -
     result = run_migrator("upgrade", env=_env(database_url))
     assert result.returncode == 0, result.stdout + result.stderr
     assert _current(database_url) == CHAIN.head
-    applied = [line["revision"] for line in json_lines(result.stdout)
-               if line["event"] == "revision_applied"]
+    lines = json_lines(result.stdout)
+    applied = [line["revision"] for line in lines if line["event"] == "revision_applied"]
     assert applied == CHAIN.ids()
+    # The plan of every pending revision is logged before the first one runs.
+    order = [(line["event"], line["revision"]) for line in lines
+             if line["event"] in ("revision_plan", "revision_started")]
+    assert order[: len(CHAIN.ids())] == [("revision_plan", r) for r in CHAIN.ids()]
+    assert all(line["revision"] is None for line in lines if line["event"] == "run_finished")
     with psycopg.connect(database_url, autocommit=True) as conn:
         # Not just table names: every column type, default, constraint and index.
         assert schema.compare(schema.snapshot(conn), schema.expected(conn, metadata)) == []
