@@ -1,7 +1,5 @@
 """`python -m migrator`, the same as the `migrator` console script."""
 
-import sys
+from migrator.cli import entrypoint
 
-from migrator.cli import main
-
-sys.exit(main())
+entrypoint()

@@ -101,6 +101,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def entrypoint() -> None:
+    """The `migrator` command: run, flush, and leave without tearing the interpreter down.
+
+    A run that imported Alembic and SQLAlchemy spends ~80 ms at exit freeing their modules,
+    which is pure waiting for the deploy; everything that matters is flushed first.
+    """
+    code = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     run_id = uuid.uuid4().hex[:12]
