@@ -156,7 +156,7 @@ def _log_plan(settings: Settings, revisions: list[Revision]) -> None:
               revision=item["revision"], risk=item["risk"], statements=steps)
 
 
-def _verify_models(conn: psycopg.Connection[Any]) -> list[Any]:
+def _verify_models(conn: psycopg.Connection[Any]) -> None:
     """At head, the live schema must be the models'; a mismatch is a bug in the revisions."""
     from migrator import schema
     from migrator.models import metadata
@@ -173,7 +173,6 @@ def _verify_models(conn: psycopg.Connection[Any]) -> list[Any]:
             "equal (docs/writing-migrations.md)",
             differences=[d.as_dict() for d in diffs],
         )
-    return diffs
 
 
 def downgrade(settings: Settings, target: str, force: bool = False) -> Result:

@@ -15,7 +15,6 @@ import time
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from migrator import __version__
 from migrator.config import Settings, redact
@@ -98,17 +97,23 @@ def _target(settings: Settings) -> str:
     return f"{parts.hostname}:{parts.port or 5432}{parts.path}"
 
 
-def apply_session_settings(conn: psycopg.Connection[Any], settings: Settings,
-                           lock_timeout_ms: int | None = None) -> None:
+def session_settings(settings: Settings, lock_timeout_ms: int | None = None) -> dict[str, str]:
     """Timeouts for migration sessions: no statement or open transaction hangs forever."""
-    values = {
+    return {
         "lock_timeout": f"{lock_timeout_ms or settings.lock_timeout_ms}ms",
         "statement_timeout": f"{settings.statement_timeout_ms}ms",
         "idle_in_transaction_session_timeout": f"{settings.idle_in_transaction_timeout_ms}ms",
         "client_connection_check_interval": f"{CLIENT_CHECK_MS}ms",
     }
-    for name, value in values.items():
-        conn.execute(sql.SQL("SELECT set_config({}, {}, false)").format(name, value))
+
+
+def set_statement(values: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """One round trip that sets every value for the session (`SET` cannot take parameters)."""
+    calls, params = [], {}
+    for i, (name, value) in enumerate(values.items()):
+        calls.append(f"set_config(%(n{i})s, %(v{i})s, false)")
+        params.update({f"n{i}": name, f"v{i}": value})
+    return "SELECT " + ", ".join(calls), params
 
 
 def refuse_unsafe_target(conn: psycopg.Connection[Any]) -> None:

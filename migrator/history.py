@@ -14,8 +14,6 @@ from typing import Any
 
 import psycopg
 
-from migrator.chain import Chain
-
 TABLE = "yomu_migrate_history"
 VERSION_TABLE = "alembic_version"
 OWN_TABLES = (TABLE, VERSION_TABLE)
@@ -102,7 +100,3 @@ def record(cursor: Any, revision: str, down: str | None, checksum: str, duration
 def forget(cursor: Any, revision: str) -> None:
     cursor.execute(FORGET_SQL, (revision,))
 
-
-def applied_ids(chain: Chain, current: str | None) -> list[str]:
-    """The revisions of `chain` the database has, given its current revision in the chain."""
-    return chain.ids()[: chain.position(current)]

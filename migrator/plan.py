@@ -399,7 +399,7 @@ def render(settings: Settings, revisions: list[Revision],
         for rev in revisions:
             capture, error = _Capture(rev.path), None
             try:
-                render_sql(settings, rev.down, rev.id, capture)
+                render_sql(settings, rev.down, rev.id, capture, script)
             except Exception as exc:  # reported per revision, not raised
                 error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             ctx.new_tables = set()

@@ -24,7 +24,7 @@ from alembic.runtime.migration import MigrationContext, MigrationInfo
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, exc
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import QueuePool
 
 from migrator import __version__, db, history, lock, logs
 from migrator.chain import Chain, Revision
@@ -61,13 +61,15 @@ def script_directory(settings: Settings) -> ScriptDirectory:
     return ScriptDirectory.from_config(alembic_config(settings))
 
 
-def render_sql(settings: Settings, start: str | None, end: str | None, out: Any) -> None:
+def render_sql(settings: Settings, start: str | None, end: str | None, out: Any,
+               script: ScriptDirectory | None = None) -> None:
     """Write the SQL of the revisions after `start` up to `end` to `out`, without a database.
 
     Alembic's offline (`as_sql`) mode: what `upgrade --sql` prints and `plan` classifies.
+    Pass `script` when rendering revision by revision: building it reads every revision file.
     """
     config = alembic_config(settings)
-    script = ScriptDirectory.from_config(config)
+    script = script or ScriptDirectory.from_config(config)
     with EnvironmentContext(
         config, script, as_sql=True, starting_rev=start, destination_rev=end,
         fn=lambda rev, _: script._upgrade_revs(end or "base", rev),
@@ -98,16 +100,15 @@ class Runner:
         self.watcher = watcher  # the lock connection, used to name blocking sessions
         self.config = alembic_config(settings)
         self.script = ScriptDirectory.from_config(self.config)
+        # One connection serves every revision (a pool of one); a broken one is replaced.
         self.engine: Engine = create_engine(
-            "postgresql+psycopg://", creator=self._connect, poolclass=NullPool
+            "postgresql+psycopg://", creator=self._connect, poolclass=QueuePool, pool_size=1,
+            max_overflow=0,
         )
         self._step_started = 0.0
 
     def _connect(self) -> psycopg.Connection[Any]:
-        conn = db.connect(self.settings, "migrate")
-        db.apply_session_settings(conn, self.settings)
-        conn.commit()
-        return conn
+        return db.connect(self.settings, "migrate")
 
     def apply(self, revision: Revision, direction: str, target: str | None) -> float:
         """Run one step; every log line meanwhile names the revision."""
@@ -172,9 +173,9 @@ class Runner:
         overrides = _revision_settings(self.script, revision.id)
         lock.ensure_held(self.watcher, f"before revision {revision.id}")
         with self.engine.connect() as conn:
-            _set(conn, "lock_timeout", f"{lock_timeout_ms}ms")
-            for name, value in overrides.items():
-                _set(conn, name, value)
+            # All of them, every attempt: the previous revision's overrides must not linger.
+            values = {**db.session_settings(self.settings, lock_timeout_ms), **overrides}
+            conn.exec_driver_sql(*db.set_statement(values))
             conn.commit()
             self._step_started = time.monotonic()
             if direction == "upgrade":
@@ -222,10 +223,6 @@ class Runner:
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-def _set(conn: Connection, name: str, value: str) -> None:
-    conn.exec_driver_sql("SELECT set_config(%(n)s, %(v)s, false)", {"n": name, "v": value})
 
 
 def _revision_settings(script: ScriptDirectory, rev_id: str) -> dict[str, str]:
