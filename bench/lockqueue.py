@@ -23,15 +23,14 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from bench.chain import REPO, copy_migrations, write_revision
-from migrator.localdb import LocalPostgres, free_port
+from migrator.localdb import LocalPostgres, temporary_server
 
 HOLD_S = 6.0
 QUICK_HOLD_S = 3.0
@@ -127,18 +126,8 @@ def _scenario(tool: str, url: str, migrations: Path, hold_s: float) -> dict[str,
     }
 
 
-@contextmanager
-def _own_server() -> Iterator[LocalPostgres]:
-    base = Path(tempfile.mkdtemp(prefix="yomu-bench-lockqueue-"))
-    base.chmod(0o755)
-    server = LocalPostgres(base / "data", free_port())
-    server.init()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop(mode="immediate")
-        shutil.rmtree(base, ignore_errors=True)
+def _own_server() -> AbstractContextManager[LocalPostgres]:
+    return temporary_server(prefix="yomu-bench-lockqueue-")
 
 
 def _database_at_head(server: LocalPostgres) -> str:

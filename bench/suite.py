@@ -17,8 +17,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import psycopg
 from bench.chain import REPO, copy_migrations, generate
 from bench.report import Row, seconds
 from migrator.chain import load_chain
-from migrator.localdb import LocalPostgres, free_port
+from migrator.localdb import LocalPostgres, temporary_server
 
 LEGACY_INIT_SQL = REPO / "docker" / "postgres" / "init.sql"
 TABLES = ("users", "sessions", "bookmarks")
@@ -50,19 +49,9 @@ QUICK = Sizes(noop_runs=2, empty_runs=1, chain_runs=1, chain_lengths=(5, 10), bo
               users=100)
 
 
-@contextmanager
-def local_server() -> Iterator[LocalPostgres]:
+def local_server() -> AbstractContextManager[LocalPostgres]:
     """A PostgreSQL of the benchmark's own, on loopback, removed afterwards."""
-    base = Path(tempfile.mkdtemp(prefix="yomu-bench-"))
-    base.chmod(0o755)
-    server = LocalPostgres(base / "data", free_port())
-    server.init()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop(mode="immediate")
-        shutil.rmtree(base, ignore_errors=True)
+    return temporary_server(prefix="yomu-bench-")
 
 
 class Bench:

@@ -11,12 +11,16 @@ from __future__ import annotations
 import argparse
 import os
 import pwd
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,6 +158,22 @@ class LocalPostgres:
             deadline = time.monotonic() + 10
             while self.is_running() and time.monotonic() < deadline:
                 time.sleep(0.05)
+
+
+@contextmanager
+def temporary_server(prefix: str = "yomu-pg-", auth: str = "trust",
+                     password: str | None = None) -> Iterator[LocalPostgres]:
+    """A server in a folder of its own, stopped and removed afterwards (tests, benchmarks)."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    base.chmod(0o755)  # the server's own user must reach its data folder
+    server = LocalPostgres(base / "data", free_port())
+    try:
+        server.init(auth=auth, password=password)
+        server.start()
+        yield server
+    finally:
+        server.stop(mode="immediate")
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

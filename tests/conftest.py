@@ -6,11 +6,8 @@ re-exported here for tests that import them from conftest.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -25,37 +22,21 @@ from pgtest import (  # noqa: F401 - re-exported
     superuser_dsn,
 )
 
-from migrator.localdb import LocalPostgres, free_port
-
-
-def _new_server(auth: str = "trust", password: str | None = None) -> LocalPostgres:
-    base = Path(tempfile.mkdtemp(prefix="yomu-pg-"))
-    base.chmod(0o755)
-    server = LocalPostgres(base / "data", free_port())
-    server.init(auth=auth, password=password)
-    server.start()
-    return server
-
-
-def _remove(server: LocalPostgres) -> None:
-    server.stop(mode="immediate")
-    shutil.rmtree(server.datadir.parent, ignore_errors=True)
+from migrator.localdb import LocalPostgres, temporary_server
 
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[LocalPostgres]:
     """One server for the session; each test gets its own database on it."""
-    server = _new_server(auth="scram-sha-256", password=TEST_PASSWORD)
-    yield server
-    _remove(server)
+    with temporary_server(auth="scram-sha-256", password=TEST_PASSWORD) as server:
+        yield server
 
 
 @pytest.fixture
 def own_server() -> Iterator[LocalPostgres]:
     """A server of the test's own, to stop, restart or kill."""
-    server = _new_server()
-    yield server
-    _remove(server)
+    with temporary_server() as server:
+        yield server
 
 
 @pytest.fixture
