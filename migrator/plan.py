@@ -27,6 +27,7 @@ from typing import Any
 
 from migrator.chain import Revision
 from migrator.config import Settings
+from migrator.history import VERSION_TABLE
 
 # Lock modes from weakest to strongest, and what each one stops the app from doing.
 LOCKS = ("ROW EXCLUSIVE", "SHARE UPDATE EXCLUSIVE", "SHARE", "SHARE ROW EXCLUSIVE",
@@ -40,7 +41,6 @@ BLOCKS = {
     "ACCESS EXCLUSIVE": "every read and write",
 }
 RISKS = ("none", "low", "medium", "unknown", "high")
-VERSION_TABLE = "alembic_version"
 
 _IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_][\w$]*)'
 _QNAME = rf"{_IDENT}(?:\.{_IDENT})?"
