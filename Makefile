@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	@touch $@
 
-migrate: $(STAMP) ## migrate $$DATABASE_URL (or a local embedded PostgreSQL) to head, then print status
+migrate: $(STAMP) ## migrate DATABASE_URL (default: a local embedded PostgreSQL) to head, then print status
 	@if [ -z "$$DATABASE_URL" ]; then \
 	  export DATABASE_URL=$$($(BIN)/python -m migrator.localdb start $(LOCAL_PG)) || exit $$?; \
 	fi; \
