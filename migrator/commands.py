@@ -11,7 +11,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -29,6 +29,9 @@ from migrator.errors import (
 from migrator.logs import event
 from migrator.metrics import Metrics
 from migrator.status import Status, assess
+
+if TYPE_CHECKING:
+    from migrator.runner import Runner
 
 
 @dataclass
@@ -121,8 +124,8 @@ def _upgrade_locked(conn: psycopg.Connection[Any], settings: Settings, chain: Ch
 
     from migrator.runner import Runner
 
-    _log_plan(settings, [rev for rev in chain.revisions if rev.id in pending])
     runner = Runner(settings, chain, conn)
+    _log_plan(runner, [rev for rev in chain.revisions if rev.id in pending])
     try:
         for rev_id in pending:
             revision = chain.get(rev_id)
@@ -141,11 +144,12 @@ def _upgrade_locked(conn: psycopg.Connection[Any], settings: Settings, chain: Ch
                   final.schema_version, {**final.as_dict(), "applied_now": pending})
 
 
-def _log_plan(settings: Settings, revisions: list[Revision]) -> None:
+def _log_plan(runner: Runner, revisions: list[Revision]) -> None:
     """Before applying: what each revision will lock and rewrite, for whoever reads the log."""
     from migrator import plan as planner
 
-    for item in planner.plan_data(planner.render(settings, revisions))["revisions"]:
+    rendered = planner.render(runner.settings, revisions, script=runner.script)
+    for item in planner.plan_data(rendered)["revisions"]:
         steps = [{k: s[k] for k in ("kind", "table", "lock", "rewrite", "outside_transaction",
                                     "risk")} for s in item["statements"]]
         locks = sorted({f"{s['lock']} on {s['table']}" for s in steps

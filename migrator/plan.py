@@ -23,9 +23,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from migrator.chain import Revision
+
+if TYPE_CHECKING:
+    from alembic.script import ScriptDirectory
 from migrator.config import Settings
 from migrator.history import VERSION_TABLE
 
@@ -383,8 +386,8 @@ def _quiet_alembic() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def render(settings: Settings, revisions: list[Revision],
-           ctx: Context | None = None) -> list[RenderedRevision]:
+def render(settings: Settings, revisions: list[Revision], ctx: Context | None = None,
+           script: ScriptDirectory | None = None) -> list[RenderedRevision]:
     """Each revision's offline SQL (range `down:rev`), split and classified, in order.
 
     A revision that cannot render (it queries the database, or raises) comes back with
@@ -392,7 +395,7 @@ def render(settings: Settings, revisions: list[Revision],
     """
     from migrator.runner import render_sql, script_directory
 
-    script = script_directory(settings)
+    script = script or script_directory(settings)
     ctx = ctx or Context()
     rendered = []
     with _quiet_alembic():
