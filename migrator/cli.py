@@ -12,12 +12,15 @@ import time
 import uuid
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from migrator import __version__
 from migrator.config import ENV_NAMES, Settings, load_settings, redact
 from migrator.errors import ConfigError, Interrupted, MigratorError, exit_code_table
 from migrator.logs import event, setup
+
+if TYPE_CHECKING:
+    from migrator.metrics import Metrics
 
 EXAMPLES = """\
 examples:
@@ -150,6 +153,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
     started = time.monotonic()
     runs = args.verb in ("upgrade", "downgrade") and not getattr(args, "sql", False)
+    # Only runs that change the database report metrics; for the other verbs it is a no-op.
     metrics = Metrics(settings.statsd_host if runs else None, settings.statsd_port,
                       settings.statsd_prefix)
     if runs:
@@ -179,17 +183,16 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             raise Interrupted(f"stopped by {stop.args[0] if stop.args else 'SIGINT'}: the "
                               "current revision was rolled back and the lock released") from None
     except MigratorError as error:
-        return _fail(error, args, metrics if runs else None, started)
+        return _fail(error, args, metrics, started)
     except Exception as error:  # a bug: say so in one line, with the trace
         logging.getLogger("migrator").error(
             f"internal error: {redact(str(error)).splitlines()[0] if str(error) else ''}",
             exc_info=True, extra={"event": "internal_error", "outcome": "failure"})
         failure = MigratorError(f"internal error ({type(error).__name__})")
-        return _fail(failure, args, metrics if runs else None, started)
+        return _fail(failure, args, metrics, started)
     seconds = time.monotonic() - started
-    if runs:
-        metrics.run_finished(result.outcome, seconds, result.schema_version)
-        metrics.close()
+    metrics.run_finished(result.outcome, seconds, result.schema_version)
+    metrics.close()
     event("run_finished", result.message, outcome=result.outcome,
           duration_ms=round(seconds * 1000), result=result.data)
     if args.json:
@@ -212,9 +215,10 @@ def _print_history(data: dict[str, Any]) -> None:
         print(f"{mark} {row['revision']:<8} {row['file']:<40} {when}{ok}")
 
 
-def _fail(error: MigratorError, args: argparse.Namespace, metrics: Any, started: float) -> int:
+def _fail(error: MigratorError, args: argparse.Namespace, metrics: Metrics | None,
+          started: float) -> int:
     seconds = time.monotonic() - started
-    if metrics is not None:
+    if metrics is not None:  # None: the settings could not even be read
         metrics.run_finished(f"failure.{error.kind}", seconds, None)
         metrics.close()
     event("run_failed", error.message, logging.ERROR, outcome=f"failure.{error.kind}",
