@@ -89,10 +89,10 @@ def upgrade(settings: Settings, metrics: Metrics, target: str | None = None,
             lock.release(conn)
 
 
-def _pending(chain: Chain, status: Status, destination: str | None) -> list[str]:
+def _pending(chain: Chain, status: Status, destination: str | None) -> list[Revision]:
     if status.ahead or chain.position(destination) <= chain.position(status.current):
         return []
-    return [r.id for r in chain.after(status.current, destination)]
+    return chain.after(status.current, destination)
 
 
 def _noop_message(status: Status) -> str:
@@ -125,23 +125,22 @@ def _upgrade_locked(conn: psycopg.Connection[Any], settings: Settings, chain: Ch
     from migrator.runner import Runner
 
     runner = Runner(settings, chain, conn)
-    _log_plan(runner, [rev for rev in chain.revisions if rev.id in pending])
     try:
-        for rev_id in pending:
-            revision = chain.get(rev_id)
-            assert revision is not None
-            event("revision_started", f"applying {rev_id}", revision=rev_id)
+        _log_plan(runner, pending)
+        for revision in pending:
+            event("revision_started", f"applying {revision.id}", revision=revision.id)
             seconds = runner.apply(revision, "upgrade", None)
             metrics.timing("revision.duration", seconds)
-            event("revision_applied", f"applied {rev_id} in {seconds * 1000:.0f} ms",
-                  revision=rev_id, duration_ms=round(seconds * 1000), outcome="success")
+            event("revision_applied", f"applied {revision.id} in {seconds * 1000:.0f} ms",
+                  revision=revision.id, duration_ms=round(seconds * 1000), outcome="success")
     finally:
         runner.close()
     final = assess(chain, history.read_state(conn))
     if final.current == chain.head:
         _verify_models(conn)
-    return Result("success", f"upgraded to {final.current}: applied {', '.join(pending)}",
-                  final.schema_version, {**final.as_dict(), "applied_now": pending})
+    applied = [revision.id for revision in pending]
+    return Result("success", f"upgraded to {final.current}: applied {', '.join(applied)}",
+                  final.schema_version, {**final.as_dict(), "applied_now": applied})
 
 
 def _log_plan(runner: Runner, revisions: list[Revision]) -> None:
@@ -341,7 +340,7 @@ def plan(settings: Settings, offline: bool = False) -> Result:
     from migrator.errors import ConnectError
 
     chain = load_chain(settings.migrations_dir)
-    current, pending, source = None, chain.ids(), "offline: every revision from base"
+    current, pending, source = None, list(chain.revisions), "offline: every revision from base"
     if not offline and settings.database_url:
         try:
             with db.connect(settings, "plan", autocommit=True) as conn:
@@ -352,9 +351,9 @@ def plan(settings: Settings, offline: bool = False) -> Result:
         else:
             current, pending = state.current, _pending(chain, state, chain.head)
             source = f"database {settings.redacted_url}"
-    revisions = [rev for rev in chain.revisions if rev.id in pending]
-    data = {"source": source, "current": current, "head": chain.head, "pending": pending,
-            **planner.plan_data(planner.render(settings, revisions))}
+    data = {"source": source, "current": current, "head": chain.head,
+            "pending": [revision.id for revision in pending],
+            **planner.plan_data(planner.render(settings, pending))}
     summary = data["summary"]
     return Result("success", f"plan: {len(pending)} revision(s) to apply, "
                   f"{summary['statements']} statement(s), {summary['high_risk']} high risk "
