@@ -105,7 +105,8 @@ def remember(*secrets: str | None) -> None:
 
 def _forms(secret: str) -> set[str]:
     forms = {secret, secret.strip(), json.dumps(secret)[1:-1], repr(secret)[1:-1],
-             json.dumps(secret, ensure_ascii=False)[1:-1], quote(secret, safe="")}
+             ascii(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
+             quote(secret, safe="")}
     return {form for form in forms if len(form) >= MIN_SECRET}
 
 
