@@ -176,8 +176,8 @@ def _excepthook(kind: type[BaseException], value: BaseException,
 
 def guard_output() -> None:
     """From here on, nothing the process prints carries a secret or dies of a closed pipe."""
-    if not isinstance(sys.stdout, GuardedStream):
-        sys.stdout = GuardedStream(sys.stdout)
+    if not isinstance(sys.stdout, GuardedStream):  # closed from the start: say it on stderr
+        sys.stdout = GuardedStream(sys.stdout if sys.stdout is not None else sys.stderr)
     if not isinstance(sys.stderr, GuardedStream):
         sys.stderr = GuardedStream(sys.stderr)
     sys.excepthook = _excepthook
