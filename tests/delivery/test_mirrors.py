@@ -41,9 +41,9 @@ def test_no_tracked_file_names_a_package_registry() -> None:
 
 
 def test_the_check_does_catch_a_registry() -> None:
-    host = "deb." + "debian.org"
-    assert REGISTRY.search(f"DEBIAN_MIRROR ?= http://{host}/debian")
-    assert REGISTRY.search('"resolved": "https://registry.' + 'npmjs.org/x/-/x-1.0.0.tgz"')
+    debian, npm = "deb.debian" + ".org", "registry.npmjs" + ".org"  # split: not named here
+    assert REGISTRY.search(f"DEBIAN_MIRROR ?= http://{debian}/debian")
+    assert REGISTRY.search(f'"resolved": "https://{npm}/x/-/x-1.0.0.tgz"')
 
 
 def test_the_npm_lock_leaves_the_registry_to_npm() -> None:
