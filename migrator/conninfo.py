@@ -33,7 +33,8 @@ EXAMPLE = ("use postgresql://user:password@host:5432/db (or host=/socket/dir dbn
            "see docs/troubleshooting.md#3")
 ENCODE = ("percent-encode @ / % : ? # & and spaces in the user name and password "
           "(%40 for @, %2F for /, %25 for %, %20 for a space)")
-QUOTE_KV = "in key=value form, quote values with spaces: password='a b' (escape ' and \\ with \\)"
+QUOTE_KV = ("in key=value form, put a value with spaces or quotes in single quotes, and escape "
+            "' and \\ in it with \\")
 # The forms libpq reads as a URI; SQLAlchemy's spelling names the driver, libpq does not.
 URI_PREFIXES = ("postgresql://", "postgres://")
 DRIVER_PREFIX = "postgresql+psycopg://"
@@ -173,14 +174,14 @@ class ConnInfo:
         auth = quote(user, safe="") + (":***" if password else "")
         hosts = _split(shown.get("host", ""))
         netloc = ""
-        if all(host and not host.startswith(("/", "@")) for host in hosts):
+        if hosts and all(host and not host.startswith(("/", "@")) for host in hosts):
             ports = _split(shown.pop("port", "")) or [""]
             ports = ports * len(hosts) if len(ports) == 1 else ports
             netloc = ",".join((f"[{h}]" if ":" in h else quote(h, safe=".-_"))
                               + (f":{_at(ports, i)}" if _at(ports, i) else "")
                               for i, h in enumerate(hosts))
             shown.pop("host", None)
-        query = "&".join(f"{k}={quote(v, safe='/,*')}" for k, v in shown.items())
+        query = "&".join(f"{k}={quote(v, safe='/,:*')}" for k, v in shown.items())
         return (f"postgresql://{auth + '@' if auth else ''}{netloc}/{quote(dbname, safe='')}"
                 + (f"?{query}" if query else ""))
 
