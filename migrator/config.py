@@ -31,6 +31,7 @@ ENV_NAMES: dict[str, str] = {
     "statsd_host": "STATSD_HOST",
     "statsd_port": "STATSD_PORT",
     "statsd_prefix": "STATSD_PREFIX",
+    "app_roles": "MIGRATOR_APP_ROLE",
 }
 
 LOG_FORMATS = ("auto", "json", "text")
@@ -57,6 +58,8 @@ class Settings:
     statsd_host: str | None = None
     statsd_port: int = 8125
     statsd_prefix: str = "yomu_migrate"
+    # The API's database role(s): each run grants them what the API needs (migrator/grants.py).
+    app_roles: tuple[str, ...] = ()
 
     @property
     def redacted_url(self) -> str:
@@ -71,7 +74,18 @@ class Settings:
 
 
 def _plain(value: object) -> object:
+    if isinstance(value, tuple):
+        return list(value)
     return str(value) if isinstance(value, Path) else value
+
+
+def parse_roles(name: str, raw: str) -> tuple[str, ...]:
+    """`app, reporting` -> ("app", "reporting"): role names separated by commas."""
+    roles = tuple(part.strip() for part in raw.split(","))
+    if not all(roles):
+        raise ConfigError(f"{name}={raw!r} has an empty role name",
+                          "list role names separated by commas, e.g. yomu_app,yomu_reports")
+    return tuple(dict.fromkeys(roles))
 
 
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
@@ -116,6 +130,8 @@ def database_url_from(env: Mapping[str, str]) -> str:
 
 
 def _convert(name: str, raw: str, kind: type) -> object:
+    if kind is tuple:
+        return parse_roles(name, raw)
     try:
         value = kind(raw)
     except ValueError:
@@ -136,7 +152,8 @@ def load_settings(
     values: dict[str, object] = {"database_url": url}
     types = {name: f.type for name, f in Settings.__dataclass_fields__.items()}
     for name, env_name in ENV_NAMES.items():
-        kind = {"int": int, "float": float, "Path": Path}.get(str(types[name]), str)
+        kind = {"int": int, "float": float, "Path": Path,
+                "tuple[str, ...]": tuple}.get(str(types[name]), str)
         if env.get(env_name):
             values[name] = _convert(env_name, env[env_name], kind)
         if overrides and overrides.get(name) is not None:

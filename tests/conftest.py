@@ -15,12 +15,15 @@ from pgtest import (  # noqa: F401 - re-exported
     LEGACY_INIT_SQL,
     REPO,
     TEST_PASSWORD,
+    Roles,
     events,
     json_lines,
+    role_url,
     run_migrator,
     schema_dump,
     superuser_dsn,
 )
+from psycopg import sql
 
 from migrator.localdb import LocalPostgres, temporary_server
 
@@ -57,3 +60,28 @@ def legacy_database_url(database_url: str) -> str:
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(LEGACY_INIT_SQL.read_text())  # type: ignore[arg-type]
     return database_url
+
+
+@pytest.fixture
+def roles(pg_server: LocalPostgres) -> Iterator[Roles]:
+    """A fresh database owned by its own owner role, and an app role with least privilege.
+
+    Roles are cluster-wide, so each test gets its own names; their passwords need encoding.
+    """
+    tag = uuid.uuid4().hex[:8]
+    name, owner, app = f"lp_{tag}", f"owner_{tag}", f"app_{tag}"
+    passwords = {owner: f"Own:er@{tag}/%x", app: f"App p@ss#{tag}?&"}
+    admin = superuser_dsn(pg_server)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        for role, password in passwords.items():
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(role), sql.Literal(password)))
+        conn.execute(f'CREATE DATABASE "{name}" OWNER "{owner}"')
+        # As a careful DBA sets it up: nobody but the owner creates anything, not even TEMP.
+        conn.execute(f'REVOKE TEMP ON DATABASE "{name}" FROM PUBLIC')
+    yield Roles(name, owner, app, role_url(pg_server, owner, passwords[owner], name),
+                role_url(pg_server, app, passwords[app], name), superuser_dsn(pg_server, name))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for role in passwords:
+            conn.execute(f'DROP ROLE IF EXISTS "{role}"')
