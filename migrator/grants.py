@@ -52,6 +52,7 @@ FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) x
 JOIN pg_roles r ON r.oid = x.grantee
 WHERE c.relnamespace = %(schema)s::regnamespace AND c.relname = ANY(%(own)s)
   AND r.rolname = ANY(%(roles)s) AND x.privilege_type = ANY(%(writes)s)
+  AND r.oid <> c.relowner  -- the owner's own rights are the migrator's
 GROUP BY r.rolname, c.relname ORDER BY 1, 2
 """
 

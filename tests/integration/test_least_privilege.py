@@ -168,3 +168,16 @@ def test_plan_shows_the_grants_a_run_will_make(roles: Roles) -> None:
     assert "grants for the API's role(s)" in text and "ALTER DEFAULT PRIVILEGES" in text
     assert run_migrator("upgrade", env=roles.env()).returncode == 0
     assert _as_json(run_migrator("plan", "--json", env=roles.env()))["grants"] == []
+
+
+def test_naming_the_owner_as_the_app_role_never_takes_its_own_rights(roles: Roles) -> None:
+    """A single-role setup (dev) may name the owner: nothing is granted or revoked."""
+    env = roles.env(MIGRATOR_APP_ROLE=roles.owner)
+    assert run_migrator("upgrade", env=env).returncode == 0
+    with psycopg.connect(roles.admin_url, autocommit=True) as conn:  # relacl non-empty now
+        conn.execute(f'GRANT SELECT ON alembic_version TO "{roles.app}"')
+    again = run_migrator("upgrade", "--json", env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert _as_json(again)["outcome"] == "noop"
+    for table in OWN_TABLES:
+        assert set(OWN_TABLE_WRITES) <= _privileges(roles.admin_url, roles.owner, table)
