@@ -23,7 +23,7 @@ import psycopg
 from psycopg import sql
 
 from migrator.config import Settings
-from migrator.errors import ConfigError
+from migrator.errors import ConfigError, PermissionDenied
 from migrator.history import OWN_TABLES
 from migrator.logs import event
 from migrator.retry import with_lock_retries
@@ -136,10 +136,14 @@ def pending(conn: psycopg.Connection[Any] | None, roles: tuple[str, ...],
         sequences.setdefault(role, []).append(sequence)
     schema_usage = [row[0] for row in conn.execute(_MISSING_SCHEMA_USAGE, params)]
     defaults = {(role, kind): list(have) for role, kind, have in conn.execute(_DEFAULTS, params)}
+    return _statements(tables, own_select, revoke, sequences, schema_usage, defaults,
+                       _name(_current_user(conn)))
+
+
+def _current_user(conn: psycopg.Connection[Any]) -> str:
     row = conn.execute("SELECT current_user").fetchone()
     assert row is not None
-    return _statements(tables, own_select, revoke, sequences, schema_usage, defaults,
-                       _name(row[0]))
+    return str(row[0])
 
 
 def _statements(tables: dict[str, dict[str, list[str]]], own_select: dict[str, list[str]],
@@ -176,7 +180,20 @@ def apply(conn: psycopg.Connection[Any], settings: Settings, statements: list[st
             for statement in statements:
                 conn.execute(statement)
 
-    with_lock_retries(settings, "granting the API's role(s)", attempt, conn)
+    try:
+        with_lock_retries(settings, "granting the API's role(s)", attempt, conn)
+        # GRANT without the grant option is only a WARNING ("no privileges were granted"):
+        # ask the catalog whether it took.
+        left = pending(conn, settings.app_roles)
+    except psycopg.errors.InsufficientPrivilege:
+        left = statements
+    if left:
+        raise PermissionDenied(
+            f"the migration role could not grant the API's role(s) what they need: "
+            f"{'; '.join(left)} (only a table's owner can grant on it)",
+            "make the migration role own the tables (`ALTER TABLE <table> OWNER TO "
+            f"{_name(_current_user(conn))}`), or grant these by hand as their owner "
+            "(docs/troubleshooting.md#18)", statements=left)
     event("grants_applied", f"granted {', '.join(settings.app_roles)} what the API needs "
           f"({len(statements)} statement(s))", roles=list(settings.app_roles),
           statements=statements)

@@ -181,3 +181,20 @@ def test_naming_the_owner_as_the_app_role_never_takes_its_own_rights(roles: Role
     assert _as_json(again)["outcome"] == "noop"
     for table in OWN_TABLES:
         assert set(OWN_TABLE_WRITES) <= _privileges(roles.admin_url, roles.owner, table)
+
+
+@pytest.mark.parametrize("owner_may", ["nothing", "SELECT"])
+def test_a_grant_that_does_not_take_is_exit_18_not_a_silent_success(
+        migrated: Roles, owner_may: str) -> None:
+    """A non-owner's GRANT fails (no privilege) or only warns (no grant option): either
+    way the run checks that its grants took."""
+    with psycopg.connect(migrated.admin_url, autocommit=True) as conn:
+        conn.execute(f'REVOKE DELETE ON bookmarks FROM "{migrated.app}"')
+        conn.execute("ALTER TABLE bookmarks OWNER TO postgres")  # by hand, by a DBA
+        if owner_may != "nothing":
+            conn.execute(f'GRANT {owner_may} ON bookmarks TO "{migrated.owner}"')
+    result = run_migrator("upgrade", "--json", env=migrated.env())
+    assert result.returncode == 18, result.stdout + result.stderr
+    report = _as_json(result)
+    assert "bookmarks" in report["message"]
+    assert f'ALTER TABLE <table> OWNER TO "{migrated.owner}"' in report["next_step"]
