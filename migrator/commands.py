@@ -106,12 +106,12 @@ def _pending(chain: Chain, status: Status, destination: str | None) -> list[Revi
     return chain.after(status.current, destination)
 
 
-def _noop_message(status: Status) -> str:
+def _noop_message(status: Status, lead: str = "nothing to do") -> str:
     if status.ahead:
-        return (f"nothing to do: the database is ahead of this image by "
+        return (f"{lead}: the database is ahead of this image by "
                 f"{', '.join(status.ahead)} (at {status.current}); this image's head "
                 f"{status.head} is applied")
-    return f"nothing to do: the database is at {status.current or 'base'} (head {status.head})"
+    return f"{lead}: the database is at {status.current or 'base'} (head {status.head})"
 
 
 def _upgrade_locked(conn: psycopg.Connection[Any], settings: Settings, chain: Chain,
@@ -138,10 +138,10 @@ def _upgrade_locked(conn: psycopg.Connection[Any], settings: Settings, chain: Ch
     final = assess(chain, history.read_state(conn))
     applied = [revision.id for revision in pending]
     if not applied:
-        message = _noop_message(final).replace("nothing to do", "no revision to apply", 1)
+        granted = f"; granted {', '.join(settings.app_roles)} what the API needs"
         return Result("success" if statements else "noop",
-                      message + (f"; granted {', '.join(settings.app_roles)} what the API "
-                                 "needs" if statements else ""),
+                      _noop_message(final, "no revision to apply")
+                      + (granted if statements else ""),
                       final.schema_version, {**final.as_dict(), "applied_now": [],
                                              "granted": statements})
     return Result("success", f"upgraded to {final.current}: applied {', '.join(applied)}",
