@@ -118,7 +118,11 @@ def _check_run_packets(
 ) -> dict[str, list[Packet]]:
     """The packets every run ends with, whatever its outcome."""
     by_name = _by_name(packets)
-    assert packets[0].line == "yomu_migrate.in_progress:1|g", "in_progress=1 comes first"
+    # The start time first, then in_progress=1: the alert on a run still going pairs them.
+    start, running = packets[0], packets[1]
+    assert (start.name, start.type) == ("yomu_migrate.run.started_timestamp", "g")
+    assert int(started) <= start.value <= ended and start.value == int(start.value)
+    assert running.line == "yomu_migrate.in_progress:1|g", "in_progress=1 comes next"
     assert packets[-1].line == "yomu_migrate.in_progress:0|g", "in_progress=0 comes last"
     assert [p.line for p in by_name[f"yomu_migrate.run.{outcome}"]] == [
         f"yomu_migrate.run.{outcome}:1|c"
