@@ -33,11 +33,16 @@ def _series(samples: list[Sample]) -> list[dict[str, str]]:
 
 def firing(samples: list[Sample], tmp_path: Path, environment: str = ENVIRONMENT,
            release: str = RELEASE, values: dict[str, Any] | None = None,
-           ) -> set[tuple[str, ...]]:
+           rules_spec: dict[str, Any] | None = None) -> set[tuple[str, ...]]:
     """(alertname, environment, severity) of every alert firing 2 min after these samples,
-    under the rules the chart renders for this release (environment, name, values)."""
+    under the rules the chart renders for this release (environment, name, values), or
+    under `rules_spec`, the groups of a PrometheusRule rendered elsewhere."""
     promtool = require("promtool", "prometheus")
-    rules = write_rules(tmp_path, environment, release, values)
+    if rules_spec is None:
+        rules = write_rules(tmp_path, environment, release, values)
+    else:
+        rules = tmp_path / "rules.yaml"
+        rules.write_text(yaml.safe_dump(rules_spec, sort_keys=False))
     test = {
         "rule_files": [rules.name],
         "evaluation_interval": "1m",
