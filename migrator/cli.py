@@ -14,7 +14,9 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from migrator import __version__
+import psycopg
+
+from migrator import __version__, db
 from migrator.config import ENV_NAMES, Settings, load_settings
 from migrator.conninfo import redact
 from migrator.errors import ConfigError, Interrupted, MigratorError, exit_code_table
@@ -43,10 +45,18 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C so psycopg cancels the running statement."""
 
 
+# The signal that stopped this run, once one arrived. Whatever error surfaces afterwards
+# (a cleanup that ran SQL on the cancelled connection, Alembic leaving its autocommit block)
+# is a consequence of it: the run reports the interrupt.
+stopped_by: str | None = None
+
+
 def _on_signal(signum: int, _frame: FrameType | None) -> None:
+    global stopped_by
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    raise Terminated(signal.Signals(signum).name)
+    stopped_by = signal.Signals(signum).name
+    raise Terminated(stopped_by)
 
 
 def _settings_flags(parser: argparse.ArgumentParser) -> None:
@@ -61,6 +71,9 @@ def _settings_flags(parser: argparse.ArgumentParser) -> None:
                        metavar="MS", help="statement_timeout of migration sessions")
     group.add_argument("--connect-timeout", dest="connect_timeout_s", type=float, metavar="S",
                        help="seconds to keep retrying while the database is not up (default 30)")
+    group.add_argument("--app-role", dest="app_roles", metavar="ROLE[,ROLE]",
+                       help="the API's database role(s): upgrade grants them what the API "
+                       "needs; plan shows those grants")
     group.add_argument("--log-format", choices=["auto", "json", "text"],
                        help="json (default when not a terminal) or text")
     group.add_argument("--json", action="store_true", help="print the result as one JSON "
@@ -81,7 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     up = verbs.add_parser("upgrade", help="apply pending revisions (default: to head)")
     up.add_argument("revision", nargs="?", default="head", help="target (default head); "
                     "with --sql, a range FROM:TO")
-    up.add_argument("--sql", action="store_true", help="print the SQL instead of running it")
+    up.add_argument("--sql", action="store_true", help="print the SQL instead of running it: "
+                    "for the database in DATABASE_URL (from where it stands), else for an "
+                    "empty one")
+    up.add_argument("--offline", action="store_true", help="with --sql: do not ask the "
+                    "database; the SQL an empty database gets")
     up.add_argument("--repair", action="store_true", help="after review: record the current "
                     "checksums of applied revision files that were edited")
     down = verbs.add_parser("downgrade", help="revert to an explicit revision (or base)")
@@ -145,9 +162,9 @@ def _log_stream(args: argparse.Namespace) -> Any:
 
 def _load(args: argparse.Namespace) -> Settings:
     overrides = {name: getattr(args, name, None) for name in ENV_NAMES}
-    offline = (args.verb == "upgrade" and args.sql) or args.verb == "lint" or (
-        args.verb == "plan" and (args.offline or not any(
-            os.environ.get(name) for name in ("MIGRATION_DATABASE_URL", "DATABASE_URL"))))
+    reads_sql = args.verb == "plan" or (args.verb == "upgrade" and args.sql)
+    offline = args.verb == "lint" or (reads_sql and (args.offline or not any(
+        os.environ.get(name) for name in ("MIGRATION_DATABASE_URL", "DATABASE_URL"))))
     return load_settings(overrides, need_database=not offline)
 
 
@@ -167,7 +184,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         try:
             if args.verb == "upgrade" and args.sql:
-                sys.stdout.write(commands.offline_sql(settings, args.revision))
+                sys.stdout.write(commands.offline_sql(settings, args.revision, args.offline))
                 return 0
             if args.verb == "upgrade":
                 result = commands.upgrade(settings, metrics, args.revision, args.repair)
@@ -184,11 +201,17 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             else:
                 result = commands.history_rows(settings)
         except KeyboardInterrupt as stop:
-            raise Interrupted(f"stopped by {stop.args[0] if stop.args else 'SIGINT'}: the "
-                              "current revision was rolled back and the lock released") from None
+            raise _interrupted(stop.args[0] if stop.args else "SIGINT") from None
+        except psycopg.Error as error:  # one the verb did not expect: still a known kind?
+            known = db.database_error(error, args.verb, None)
+            if known is None:
+                raise
+            raise known from None
     except MigratorError as error:
-        return _fail(error, args, metrics, started)
+        return _fail(_interrupted(stopped_by) if stopped_by else error, args, metrics, started)
     except Exception as error:  # a bug: say so in one line, with the trace
+        if stopped_by:
+            return _fail(_interrupted(stopped_by), args, metrics, started)
         logging.getLogger("migrator").error(
             f"internal error: {redact(str(error)).splitlines()[0] if str(error) else ''}",
             exc_info=True, extra={"event": "internal_error", "outcome": "failure"})
@@ -211,6 +234,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _interrupted(signal_name: str) -> Interrupted:
+    return Interrupted(f"stopped by {signal_name}: the revision in progress was rolled back "
+                       "(an index build it had started is left INVALID, and the next run "
+                       "rebuilds it) and the migration lock released")
+
+
 def _print_history(data: dict[str, Any]) -> None:
     for row in data["revisions"]:
         mark = "*" if row["current"] else " "
@@ -223,7 +252,10 @@ def _fail(error: MigratorError, args: argparse.Namespace, metrics: Metrics | Non
           started: float) -> int:
     seconds = time.monotonic() - started
     if metrics is not None:  # None: the settings could not even be read
-        metrics.run_finished(f"failure.{error.kind}", seconds, None)
+        # A failure after revisions committed (exit 17) still reports where the schema is.
+        version = error.details.get("schema_version")
+        metrics.run_finished(f"failure.{error.kind}", seconds,
+                             version if isinstance(version, int) else None)
         metrics.close()
     event("run_failed", error.message, logging.ERROR, outcome=f"failure.{error.kind}",
           revision=error.details.get("revision"),

@@ -7,6 +7,7 @@ whole check, and a no-op is what almost every deploy does.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -15,16 +16,19 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from migrator import __version__, db, history, lock
+from migrator import __version__, db, grants, history, lock
 from migrator.chain import Chain, Revision, load_chain
 from migrator.config import Settings
 from migrator.errors import (
     ChecksumMismatch,
+    DatabaseBusy,
     DowngradeRefused,
     DriftRefused,
     MigratorError,
     NotAtHead,
     UnknownRevision,
+    UsageError,
+    VerifyFailed,
 )
 from migrator.logs import event
 from migrator.metrics import Metrics
@@ -74,19 +78,26 @@ def upgrade(settings: Settings, metrics: Metrics, target: str | None = None,
     destination = _target_in(chain, target)
     with db.connect(settings, "lock", autocommit=True) as conn:
         db.refuse_unsafe_target(conn)
+        db.set_session(conn, settings)
+        if settings.app_roles:
+            grants.check_roles(conn, settings.app_roles)
         status = assess(chain, history.read_state(conn))
         if status.changed and not repair:
             raise _changed_error(status)
-        if not _pending(chain, status, destination) and not status.unrecorded and not repair:
+        if (not _pending(chain, status, destination) and not status.unrecorded and not repair
+                and not grants.pending(conn, settings.app_roles)):
             return _noop(status, _noop_message(status))
         waited = lock.acquire(conn, settings.lock_wait_s)
         metrics.timing("lock.wait", waited)
         event("lock_acquired", f"migration lock acquired after {waited:.2f}s",
               duration_ms=round(waited * 1000))
         try:
-            return _upgrade_locked(conn, settings, chain, destination, repair, metrics)
+            result = _upgrade_locked(conn, settings, chain, destination, repair, metrics)
         finally:
             lock.release(conn)
+        if result.data.get("applied_now") and result.data["current"] == chain.head:
+            _verify_after_commit(conn, settings, result)
+    return result
 
 
 def _pending(chain: Chain, status: Status, destination: str | None) -> list[Revision]:
@@ -95,12 +106,12 @@ def _pending(chain: Chain, status: Status, destination: str | None) -> list[Revi
     return chain.after(status.current, destination)
 
 
-def _noop_message(status: Status) -> str:
+def _noop_message(status: Status, lead: str = "nothing to do") -> str:
     if status.ahead:
-        return (f"nothing to do: the database is ahead of this image by "
+        return (f"{lead}: the database is ahead of this image by "
                 f"{', '.join(status.ahead)} (at {status.current}); this image's head "
                 f"{status.head} is applied")
-    return f"nothing to do: the database is at {status.current or 'base'} (head {status.head})"
+    return f"{lead}: the database is at {status.current or 'base'} (head {status.head})"
 
 
 def _upgrade_locked(conn: psycopg.Connection[Any], settings: Settings, chain: Chain,
@@ -119,9 +130,27 @@ def _upgrade_locked(conn: psycopg.Connection[Any], settings: Settings, chain: Ch
               f"{'and edited; --repair' if rev_id in status.changed else 'without one'})",
               logging.WARNING, revision=rev_id)
     pending = _pending(chain, status, destination)
-    if not pending:
-        return _noop(status, _noop_message(status))
+    if pending:
+        _apply(conn, settings, chain, pending, metrics)
+    statements = grants.pending(conn, settings.app_roles)
+    if statements:
+        grants.apply(conn, settings, statements)
+    final = assess(chain, history.read_state(conn))
+    applied = [revision.id for revision in pending]
+    if not applied:
+        granted = f"; granted {', '.join(settings.app_roles)} what the API needs"
+        return Result("success" if statements else "noop",
+                      _noop_message(final, "no revision to apply")
+                      + (granted if statements else ""),
+                      final.schema_version, {**final.as_dict(), "applied_now": [],
+                                             "granted": statements})
+    return Result("success", f"upgraded to {final.current}: applied {', '.join(applied)}",
+                  final.schema_version, {**final.as_dict(), "applied_now": applied,
+                                         "granted": statements})
 
+
+def _apply(conn: psycopg.Connection[Any], settings: Settings, chain: Chain,
+           pending: list[Revision], metrics: Metrics) -> None:
     from migrator.runner import Runner
 
     runner = Runner(settings, chain, conn)
@@ -135,12 +164,6 @@ def _upgrade_locked(conn: psycopg.Connection[Any], settings: Settings, chain: Ch
                   revision=revision.id, duration_ms=round(seconds * 1000), outcome="success")
     finally:
         runner.close()
-    final = assess(chain, history.read_state(conn))
-    if final.current == chain.head:
-        _verify_models(conn)
-    applied = [revision.id for revision in pending]
-    return Result("success", f"upgraded to {final.current}: applied {', '.join(applied)}",
-                  final.schema_version, {**final.as_dict(), "applied_now": applied})
 
 
 def _log_plan(runner: Runner, revisions: list[Revision]) -> None:
@@ -154,27 +177,52 @@ def _log_plan(runner: Runner, revisions: list[Revision]) -> None:
         locks = sorted({f"{s['lock']} on {s['table']}" for s in steps
                         if s["lock"] and s["table"] not in (None, history.VERSION_TABLE)})
         event("revision_plan", f"{item['revision']} will take {', '.join(locks) or 'no lock'}"
-              f" (risk {item['risk']})" + (f"; cannot render: {item['error']}"
+              f" (risk {item['risk']})" + (f"; {item['error']}"
                                            if item["error"] else ""),
               revision=item["revision"], risk=item["risk"], statements=steps)
 
 
-def _verify_models(conn: psycopg.Connection[Any]) -> None:
-    """At head, the live schema must be the models'; a mismatch is a bug in the revisions."""
+VERIFY_ATTEMPTS = 3
+
+
+def _verify_after_commit(conn: psycopg.Connection[Any], settings: Settings,
+                         result: Result) -> None:
+    """At head, the live schema must be the models'. The revisions have committed by now
+    and the lock is released: whatever goes wrong here is reported as what it is (exit 17),
+    never as a failed migration."""
     from migrator import schema
     from migrator.models import metadata
 
-    diffs = schema.verify(conn, metadata)
+    applied = ", ".join(result.data["applied_now"])
+    done = f"applied {applied} and committed (the database is at {result.data['current']})"
+    details = {"applied_now": result.data["applied_now"], "current": result.data["current"],
+               "schema_version": result.schema_version}
+    for attempt in range(1, VERIFY_ATTEMPTS + 1):
+        try:
+            with db.read_only(conn, settings):
+                diffs = schema.verify(conn, metadata)
+            break
+        except psycopg.Error as error:
+            problem = db.database_error(error, "checking the schema", conn.info.user)
+            if problem is None or conn.closed:
+                raise VerifyFailed(f"{done}; then checking the schema failed: "
+                                   f"{error.__class__.__name__}", **details) from None
+            if isinstance(problem, DatabaseBusy) and attempt < VERIFY_ATTEMPTS:
+                time.sleep(0.5 * attempt)
+                continue
+            raise VerifyFailed(f"{done}; then the schema could not be checked: "
+                               f"{problem.message}", **details) from None
     for diff in diffs:
         if diff.action == "warn":
             event("schema_extra", str(diff), logging.WARNING, table=diff.table)
     if not schema.matches(diffs):
         bad = [d for d in diffs if d.action != "warn"]
-        raise DriftRefused(
-            "the schema at head does not match the models: " + "; ".join(map(str, bad)),
-            "the revisions and migrator/models.py disagree: write a revision that makes them "
-            "equal (docs/writing-migrations.md)",
-            differences=[d.as_dict() for d in diffs],
+        raise VerifyFailed(
+            f"{done}; but the schema at head does not match the models: "
+            + "; ".join(map(str, bad)),
+            "the revisions stay applied; the revisions and migrator/models.py disagree: "
+            "write a revision that makes them equal (docs/troubleshooting.md#17)",
+            differences=[d.as_dict() for d in diffs], **details,
         )
 
 
@@ -183,6 +231,7 @@ def downgrade(settings: Settings, target: str, force: bool = False) -> Result:
     destination = _target_in(chain, target)
     with db.connect(settings, "lock", autocommit=True) as conn:
         db.refuse_unsafe_target(conn)
+        db.set_session(conn, settings)
         status = assess(chain, history.read_state(conn))
         if status.ahead:
             raise UnknownRevision(
@@ -226,12 +275,12 @@ def _has_rows(conn: psycopg.Connection[Any]) -> bool:
 
 
 def status(settings: Settings) -> Result:
-    """Where the database stands, and whether its schema is the models'."""
+    """Where the database stands, and whether its schema is the models'. Reads only."""
     from migrator import schema
     from migrator.models import metadata
 
     chain = load_chain(settings.migrations_dir)
-    with db.connect(settings, "status", autocommit=True) as conn:
+    with db.reading(settings, "status") as conn:
         state = assess(chain, history.read_state(conn))
         data: dict[str, Any] = state.as_dict()
         if state.ahead:
@@ -241,13 +290,29 @@ def status(settings: Settings) -> Result:
             diffs = schema.verify(conn, metadata)
             data["schema_matches"] = schema.matches(diffs)
             data["differences"] = [d.as_dict() for d in diffs]
-        holder = lock.holder(conn)
-        data["migration_running"] = holder is not None
+        data["legacy_tables"] = _legacy_tables(conn) if state.current is None else []
+        data["migration_running"] = lock.holder(conn) is not None
     return Result("success", _status_message(data), state.schema_version, data)
 
 
+def _legacy_tables(conn: psycopg.Connection[Any]) -> list[str]:
+    """The models' tables that exist in a database no revision was applied to (init.sql's)."""
+    rows = conn.execute(
+        "SELECT t FROM unnest(%s::text[]) WITH ORDINALITY u(t, i)"
+        " WHERE to_regclass(format('public.%%I', t)) IS NOT NULL ORDER BY i",
+        (list(grants.APP_TABLES),)).fetchall()
+    return [row[0] for row in rows]
+
+
 def _status_message(data: dict[str, Any]) -> str:
-    parts = [f"current: {data['current'] or 'base (empty)'}", f"head: {data['head']}"]
+    if data["current"]:
+        current = data["current"]
+    elif data["legacy_tables"]:
+        current = (f"none yet: a database built without migrations (it has "
+                   f"{', '.join(data['legacy_tables'])}); `migrator upgrade` adopts it")
+    else:
+        current = "base (empty)"
+    parts = [f"current: {current}", f"head: {data['head']}"]
     if data["pending"]:
         parts.append(f"pending: {', '.join(data['pending'])}")
     if data["ahead"]:
@@ -264,19 +329,35 @@ def _status_message(data: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+# Exit codes `check --wait` waits out: not reachable yet, drift (a migration may be under
+# way), not at head, busy.
+_WAIT_FOR = (4, 9, 13, 19)
+
+
 def check(settings: Settings, wait_s: float = 0) -> Result:
-    """Succeed only at head (or ahead) with a matching schema; --wait polls until then."""
+    """Succeed only at head (or ahead) with a matching schema; --wait polls until then.
+
+    Every attempt's connect and statements are bounded by what is left of the wait, so the
+    command returns within it (plus the last attempt's own timeouts, about a second).
+    """
     deadline = time.monotonic() + wait_s
     while True:
+        left = deadline - time.monotonic()
+        bounded = settings if wait_s <= 0 else dataclasses.replace(
+            settings, connect_timeout_s=min(settings.connect_timeout_s, max(left, 0.0)),
+            statement_timeout_ms=min(settings.statement_timeout_ms,
+                                     max(round(left * 1000), 500)))
         try:
-            result = status(settings)
+            result = status(bounded)
             _raise_unless_ready(result)
             return result
         except MigratorError as error:
-            if time.monotonic() >= deadline or error.exit_code not in (4, 9, 13):
+            left = deadline - time.monotonic()
+            if left < 0.5 or error.exit_code not in _WAIT_FOR:
                 raise
-            event("check_waiting", f"not ready yet: {error.message}")
-            time.sleep(min(2.0, max(deadline - time.monotonic(), 0.1)))
+            event("check_waiting", f"{'busy' if error.exit_code == 19 else 'not ready yet'}, "
+                  f"retrying: {error.message}", exit_code=error.exit_code)
+            time.sleep(min(2.0, left - 0.25))
 
 
 def _raise_unless_ready(result: Result) -> None:
@@ -300,7 +381,7 @@ def _raise_unless_ready(result: Result) -> None:
 def history_rows(settings: Settings) -> Result:
     """Every revision of this image, and when each was applied (from our own table)."""
     chain = load_chain(settings.migrations_dir)
-    with db.connect(settings, "history", autocommit=True) as conn:
+    with db.reading(settings, "history") as conn:
         state = history.read_state(conn)
     rows = []
     for rev in chain.revisions:
@@ -317,47 +398,94 @@ def history_rows(settings: Settings) -> Result:
                   None, {"revisions": rows, "current": state.current})
 
 
-def offline_sql(settings: Settings, revision_range: str | None) -> str:
-    """The SQL of `[FROM:]TO` (default base:head) for review, without a database."""
+def offline_sql(settings: Settings, revision_range: str | None, offline: bool = False) -> str:
+    """The SQL of `[FROM:]TO` for review. With a database (unless `offline`), FROM defaults
+    to where it stands and steps that depend on it say what they will do there; without
+    one, FROM defaults to base and the SQL is what an empty database gets."""
     import io
 
     from migrator.runner import render_sql
 
     chain = load_chain(settings.migrations_dir)
-    start, _, end = (revision_range or "head").rpartition(":")
+    start, colon, end = (revision_range or "head").rpartition(":")
+    if colon and not start:
+        raise UsageError(f"range {revision_range!r} has no FROM: use FROM:TO, or just TO")
     buffer = io.StringIO()
-    render_sql(settings, _target_in(chain, start or "base"), _target_in(chain, end), buffer)
+    if offline or not settings.database_url:
+        first = _target_in(chain, start or "base")
+        last = _target_in(chain, end)
+        _check_range(chain, first, last, revision_range)
+        buffer.write(f"-- yomu-migrate {__version__}: {first or 'base'} -> {last}, for an "
+                     "empty database (no DATABASE_URL, or --offline)\n")
+        render_sql(settings, first, last, buffer)
+        return buffer.getvalue()
+    with db.reading(settings, "sql") as conn:
+        state = assess(chain, history.read_state(conn))
+        first = _target_in(chain, start) if colon else state.current
+        last = _target_in(chain, end)
+        if state.ahead and not colon:
+            raise UsageError(f"the database is ahead of this image ({state.current}): "
+                             "there is no SQL to run on it; name a range FROM:TO")
+        header = (f"-- yomu-migrate {__version__}: {first or 'base'} -> {last}, for "
+                  f"{settings.redacted_url} (at {state.current or 'base'})\n")
+        if not colon and chain.position(first) >= chain.position(last):
+            return header + "-- nothing to run: `migrator upgrade` would do nothing here\n"
+        _check_range(chain, first, last, revision_range)
+        buffer.write(header)
+        render_sql(settings, first, last, buffer, live=conn)
     return buffer.getvalue()
 
 
-def plan(settings: Settings, offline: bool = False) -> Result:
-    """The pending revisions' SQL, with the lock, rewrite and risk of each statement.
+def _check_range(chain: Chain, first: str | None, last: str | None,
+                 written: str | None) -> None:
+    if chain.position(first) >= chain.position(last):
+        raise UsageError(
+            f"{written or 'head'}: nothing between {first or 'base'} and {last or 'base'} "
+            "(FROM must come before TO; `migrator downgrade` reverts)")
 
-    Pending relative to the database when there is one to ask; otherwise (no DATABASE_URL,
-    --offline, or the database unreachable) every revision from base.
+
+def plan(settings: Settings, offline: bool = False) -> Result:
+    """The pending revisions' SQL, with the lock, rewrite and risk of each statement, and
+    the grants the run will make.
+
+    Pending relative to the database when there is one to ask (and the SQL is what will
+    run there); otherwise (no DATABASE_URL, --offline, or the database unreachable) every
+    revision from base, as an empty database gets them.
     """
     from migrator import plan as planner
     from migrator.errors import ConnectError
 
     chain = load_chain(settings.migrations_dir)
-    current, pending, source = None, list(chain.revisions), "offline: every revision from base"
     if not offline and settings.database_url:
         try:
-            with db.connect(settings, "plan", autocommit=True) as conn:
+            with db.reading(settings, "plan") as conn:
                 state = assess(chain, history.read_state(conn))
+                pending = _pending(chain, state, chain.head)
+                rendered = planner.render(settings, pending, live=conn)
+                granted = grants.pending(conn, settings.app_roles, future_tables=True)
+            return _plan_result(chain, state.current, pending, rendered, granted,
+                                f"database {settings.redacted_url}")
         except ConnectError as error:
             source = f"offline: every revision from base (database unreachable: {error.message})"
             event("plan_offline", source, logging.WARNING)
-        else:
-            current, pending = state.current, _pending(chain, state, chain.head)
-            source = f"database {settings.redacted_url}"
+    else:
+        source = "offline: every revision from base"
+    pending = list(chain.revisions)
+    return _plan_result(chain, None, pending, planner.render(settings, pending),
+                        grants.pending(None, settings.app_roles), source)
+
+
+def _plan_result(chain: Chain, current: str | None, pending: list[Revision],
+                 rendered: Any, granted: list[str], source: str) -> Result:
+    from migrator import plan as planner
+
     data = {"source": source, "current": current, "head": chain.head,
             "pending": [revision.id for revision in pending],
-            **planner.plan_data(planner.render(settings, pending))}
+            **planner.plan_data(rendered), "grants": granted}
     summary = data["summary"]
     return Result("success", f"plan: {len(pending)} revision(s) to apply, "
-                  f"{summary['statements']} statement(s), {summary['high_risk']} high risk "
-                  f"({source})", None, data)
+                  f"{summary['statements']} statement(s), {summary['high_risk']} high risk, "
+                  f"{len(granted)} grant(s) ({source})", None, data)
 
 
 def lint(settings: Settings, config: Path | None = None) -> Result:

@@ -32,6 +32,7 @@ ENV_NAMES: dict[str, str] = {
     "statsd_host": "STATSD_HOST",
     "statsd_port": "STATSD_PORT",
     "statsd_prefix": "STATSD_PREFIX",
+    "app_roles": "MIGRATOR_APP_ROLE",
 }
 
 LOG_FORMATS = ("auto", "json", "text")
@@ -59,6 +60,8 @@ class Settings:
     statsd_host: str | None = None
     statsd_port: int = 8125
     statsd_prefix: str = "yomu_migrate"
+    # The API's database role(s): each run grants them what the API needs (migrator/grants.py).
+    app_roles: tuple[str, ...] = ()
     # The URL as libpq parsed it (None when the verb needs no database).
     conninfo: ConnInfo | None = field(default=None, repr=False, compare=False)
 
@@ -76,7 +79,18 @@ class Settings:
 
 
 def _plain(value: object) -> object:
+    if isinstance(value, tuple):
+        return list(value)
     return str(value) if isinstance(value, Path) else value
+
+
+def parse_roles(name: str, raw: str) -> tuple[str, ...]:
+    """`app, reporting` -> ("app", "reporting"): role names separated by commas."""
+    roles = tuple(part.strip() for part in raw.split(","))
+    if not all(roles):
+        raise ConfigError(f"{name}={raw!r} has an empty role name",
+                          "list role names separated by commas, e.g. yomu_app,yomu_reports")
+    return tuple(dict.fromkeys(roles))
 
 
 def database_url_from(env: Mapping[str, str]) -> tuple[str, ConnInfo]:
@@ -96,6 +110,8 @@ def database_url_from(env: Mapping[str, str]) -> tuple[str, ConnInfo]:
 
 
 def _convert(name: str, raw: str, kind: type) -> object:
+    if kind is tuple:
+        return parse_roles(name, raw)
     try:
         value = kind(raw)
     except ValueError:
@@ -120,7 +136,8 @@ def load_settings(
         conninfo.parse_quietly(env[name] for name in URL_NAMES if env.get(name))
     types = {name: f.type for name, f in Settings.__dataclass_fields__.items()}
     for name, env_name in ENV_NAMES.items():
-        kind = {"int": int, "float": float, "Path": Path}.get(str(types[name]), str)
+        kind = {"int": int, "float": float, "Path": Path,
+                "tuple[str, ...]": tuple}.get(str(types[name]), str)
         if env.get(env_name):
             values[name] = _convert(env_name, env[env_name], kind)
         if overrides and overrides.get(name) is not None:

@@ -14,6 +14,8 @@ import math
 import random
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -21,7 +23,15 @@ import psycopg
 from migrator import __version__, conninfo
 from migrator.config import Settings
 from migrator.conninfo import redact
-from migrator.errors import AuthError, ConfigError, ConnectError, MigratorError, UnsafeTargetError
+from migrator.errors import (
+    AuthError,
+    ConfigError,
+    ConnectError,
+    DatabaseBusy,
+    MigratorError,
+    PermissionDenied,
+    UnsafeTargetError,
+)
 from migrator.logs import event
 
 APPLICATION_NAME = f"yomu-migrate/{__version__}"
@@ -138,11 +148,12 @@ def session_settings(settings: Settings, lock_timeout_ms: int | None = None) -> 
     }
 
 
-def set_statement(values: dict[str, str]) -> tuple[str, dict[str, str]]:
-    """One round trip that sets every value for the session (`SET` cannot take parameters)."""
+def set_statement(values: dict[str, str], local: bool = False) -> tuple[str, dict[str, str]]:
+    """One round trip that sets every value for the session, or with `local` for the current
+    transaction only (`SET` cannot take parameters)."""
     calls, params = [], {}
     for i, (name, value) in enumerate(values.items()):
-        calls.append(f"set_config(%(n{i})s, %(v{i})s, false)")
+        calls.append(f"set_config(%(n{i})s, %(v{i})s, {'true' if local else 'false'})")
         params.update({f"n{i}": name, f"v{i}": value})
     return "SELECT " + ", ".join(calls), params
 
@@ -197,3 +208,84 @@ def _second_session_pid(conn: psycopg.Connection[Any]) -> int:
         ) from None
     assert row is not None
     return int(row[0])
+
+
+@contextmanager
+def read_only(conn: psycopg.Connection[Any], settings: Settings) -> Iterator[None]:
+    """One READ ONLY transaction with short local timeouts, for the verbs that only look.
+
+    Local (`SET LOCAL`), so nothing outlives the transaction: the app's DATABASE_URL may go
+    through a transaction-pooling PgBouncer, whose server sessions the app shares.
+    """
+    with conn.transaction():
+        conn.execute(*set_statement({
+            "lock_timeout": f"{settings.lock_timeout_ms}ms",
+            "statement_timeout": f"{settings.statement_timeout_ms}ms",
+            "transaction_read_only": "on",
+        }, local=True))
+        yield
+
+
+def set_session(conn: psycopg.Connection[Any], settings: Settings) -> None:
+    """The migration session's timeouts, for its whole life (its statements, grants)."""
+    conn.execute(*set_statement(session_settings(settings)))
+
+
+_DENIED = re.compile(r"permission denied for (\w+) (\S+)|must be owner of (\w+) (\S+)")
+
+
+def database_error(error: psycopg.Error, doing: str, role: str | None) -> MigratorError | None:
+    """A database error a user can act on, as the MigratorError of its exit code."""
+    text = _one_line(error)
+    if isinstance(error, psycopg.errors.InsufficientPrivilege):
+        return PermissionDenied(f"{doing}: {text}", grant_hint(text, doing, role))
+    if isinstance(error, psycopg.errors.LockNotAvailable):
+        return DatabaseBusy(f"{doing}: a table it reads was locked by another session "
+                            f"for longer than lock_timeout ({text})")
+    if isinstance(error, psycopg.errors.QueryCanceled):
+        return DatabaseBusy(f"{doing}: the server did not answer within statement_timeout "
+                            f"({text})")
+    if isinstance(error, psycopg.errors.ReadOnlySqlTransaction):
+        return UnsafeTargetError(f"{doing}: the database is read-only ({text})")
+    if isinstance(error, psycopg.OperationalError):
+        return ConnectError(f"{doing}: lost the database connection ({text})",
+                            "run again once the database is back")
+    return None
+
+
+def grant_hint(message: str, doing: str, role: str | None) -> str:
+    """The GRANT (or ownership) that would have let `role` do what `message` refused."""
+    who = role or "<the role in the URL>"
+    found = _DENIED.search(message)
+    if not found:
+        return f"grant {who} the privilege named above (docs/troubleshooting.md#18)"
+    if found.group(3):
+        kind, name = found.group(3), found.group(4)
+        return (f"{kind} {name} belongs to another role: run the migration as its owner "
+                f"(MIGRATION_DATABASE_URL), or `ALTER {kind.upper()} {name} OWNER TO {who}` "
+                "(docs/troubleshooting.md#18)")
+    kind, name = found.group(1), found.group(2)
+    writes = doing.startswith(("upgrade", "downgrade", "revision"))
+    privilege = {"schema": "CREATE" if writes else "USAGE", "sequence": "USAGE",
+                 "database": "CONNECT", "function": "EXECUTE"}.get(
+        kind, "SELECT, INSERT, UPDATE, DELETE" if writes else "SELECT")
+    hint = f"`GRANT {privilege} ON {kind.upper()} {name} TO {who}`"
+    if not writes:
+        hint += (f", or let each migration run grant it: MIGRATOR_APP_ROLE={who} on the "
+                 "migration Job (chart value migrations.appRoles)")
+    return hint + " (docs/troubleshooting.md#18)"
+
+
+@contextmanager
+def reading(settings: Settings, purpose: str) -> Iterator[psycopg.Connection[Any]]:
+    """A connection for a verb that only looks: one read-only transaction, and a database
+    error a user can act on (permission, busy, read-only, lost) as its own exit code."""
+    with connect(settings, purpose, autocommit=True) as conn:
+        try:
+            with read_only(conn, settings):
+                yield conn
+        except psycopg.Error as error:
+            known = database_error(error, purpose, None if conn.closed else conn.info.user)
+            if known is None:
+                raise
+            raise known from None

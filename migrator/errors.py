@@ -142,6 +142,42 @@ class LintFailed(MigratorError):
     )
 
 
+class VerifyFailed(MigratorError):
+    """The revisions committed; only the check of the result failed (or could not run)."""
+
+    exit_code = 17
+    kind = "verify"
+    default_next_step = (
+        "the revisions named above are applied and stay applied (nothing to roll back); "
+        "`migrator status` shows the schema against the models (docs/troubleshooting.md#17)"
+    )
+
+
+class PermissionDenied(MigratorError):
+    exit_code = 18
+    kind = "permission"
+    default_next_step = (
+        "grant the role the privilege named above, or run the migration as the tables' "
+        "owner (docs/troubleshooting.md#18)"
+    )
+
+
+class DatabaseBusy(MigratorError):
+    exit_code = 19
+    kind = "busy"
+    default_next_step = (
+        "another session held a lock (or the server did not answer) for longer than our "
+        "timeouts; nothing was changed. Run again, or see who holds it "
+        "(docs/troubleshooting.md#19)"
+    )
+
+
+class UsageError(MigratorError):
+    exit_code = 2
+    kind = "usage"
+    default_next_step = "see `migrator --help`"
+
+
 ALL_ERRORS: tuple[type[MigratorError], ...] = (
     MigratorError,
     ConfigError,
@@ -158,6 +194,9 @@ ALL_ERRORS: tuple[type[MigratorError], ...] = (
     Interrupted,
     DowngradeRefused,
     LintFailed,
+    VerifyFailed,
+    PermissionDenied,
+    DatabaseBusy,
 )
 
 

@@ -45,7 +45,18 @@ class Metrics:
             self._client = client
             pending, self._pending = self._pending, []
         for send in pending:
+            if not self._send(client, send):
+                return
+
+    def _send(self, client: Any, send: Callable[[Any], None]) -> bool:
+        """One send; a refused one (ICMP from an earlier packet) turns metrics off."""
+        try:
             send(client)
+        except OSError as exc:
+            self._give_up(f"metrics are off for this run: StatsD refused them ({exc}); is "
+                          "anything listening on STATSD_HOST:STATSD_PORT?")
+            return False
+        return True
 
     def _give_up(self, message: str) -> None:
         with self._lock:
@@ -64,11 +75,7 @@ class Metrics:
                     self._pending.append(send)
                 return
             client = self._client
-        try:
-            send(client)
-        except OSError as exc:
-            self._give_up(f"metrics are off for this run: StatsD refused them ({exc}); is "
-                          "anything listening on STATSD_HOST:STATSD_PORT?")
+        self._send(client, send)
 
     # What the migrator reports.
     def timing(self, name: str, seconds: float) -> None:
@@ -81,6 +88,9 @@ class Metrics:
         self._emit(lambda c: c.gauge(name, value))
 
     def run_started(self) -> None:
+        """The start time first, then in_progress: an alert reading both never pairs a new
+        in_progress=1 with the previous run's start (one socket, so the order holds)."""
+        self.gauge("run.started_timestamp", int(time.time()))
         self.gauge("in_progress", 1)
 
     def run_finished(self, outcome: str, seconds: float, schema_version: int | None) -> None:

@@ -28,8 +28,10 @@ from typing import TYPE_CHECKING, Any
 from migrator.chain import Revision
 
 if TYPE_CHECKING:
+    import psycopg
     from alembic.script import ScriptDirectory
 from migrator.config import Settings
+from migrator.errors import MigratorError
 from migrator.history import VERSION_TABLE
 
 # Lock modes from weakest to strongest, and what each one stops the app from doing.
@@ -344,6 +346,11 @@ class RenderedRevision:
     description: str
     error: str | None = None  # why it could not be rendered offline
 
+    @property
+    def notes(self) -> list[str]:
+        """What the revision says about itself in the SQL (adoption, guarded steps)."""
+        return [" ".join(n.split()) for n in re.findall(r"/\*(.*?)\*/", self.sql, re.S)]
+
 
 @dataclass
 class _Chunk:
@@ -387,8 +394,10 @@ def _quiet_alembic() -> Iterator[None]:
 
 
 def render(settings: Settings, revisions: list[Revision], ctx: Context | None = None,
-           script: ScriptDirectory | None = None) -> list[RenderedRevision]:
-    """Each revision's offline SQL (range `down:rev`), split and classified, in order.
+           script: ScriptDirectory | None = None,
+           live: psycopg.Connection[Any] | None = None) -> list[RenderedRevision]:
+    """Each revision's offline SQL (range `down:rev`), split and classified, in order;
+    with `live`, as it will run on that database (see runner.render_sql).
 
     A revision that cannot render (it queries the database, or raises) comes back with
     `error` set and no statements: it cannot be reviewed, and the caller says so.
@@ -402,9 +411,12 @@ def render(settings: Settings, revisions: list[Revision], ctx: Context | None = 
         for rev in revisions:
             capture, error = _Capture(rev.path), None
             try:
-                render_sql(settings, rev.down, rev.id, capture, script)
+                render_sql(settings, rev.down, rev.id, capture, script, live)
+            except MigratorError as exc:  # it refuses this database (adoption's drift check)
+                error = f"will fail with exit {exc.exit_code} ({exc.kind}): {exc.message}"
             except Exception as exc:  # reported per revision, not raised
-                error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                error = f"cannot render: {type(exc).__name__}: " + (
+                    str(exc).splitlines()[0] if str(exc) else "")
             ctx.new_tables = set()
             module = script.get_revision(rev.id)
             doc = ((module.doc if module is not None else "") or "").strip()
@@ -452,7 +464,8 @@ def plan_data(rendered: list[RenderedRevision]) -> dict[str, Any]:
                           "file": item.revision.path.name, "description": item.description,
                           "risk": "unknown" if item.error else max(
                               (s["risk"] for s in statements), key=RISKS.index, default="none"),
-                          "error": item.error, "statements": statements})
+                          "error": item.error, "notes": item.notes,
+                          "statements": statements})
     return {"revisions": revisions, "summary": {
         "revisions": len(revisions), "statements": len(every),
         "high_risk": sum(s["risk"] == "high" for s in every),
@@ -473,8 +486,8 @@ def format_text(data: dict[str, Any], width: int = 72) -> str:
     for rev in data["revisions"]:
         out += ["", f"{rev['revision']}  {rev['file']}  risk: {rev['risk']}",
                 f"    {rev['description']}",
-                *([f"    CANNOT RENDER OFFLINE, read the revision: {rev['error']}"]
-                  if rev["error"] else []),
+                *(f"    note: {note}" for note in rev["notes"]),
+                *([f"    !! {rev['error']}"] if rev["error"] else []),
                 f"  {'#':>2}  {'tx':<3}  {'lock':<{lock_w}}  {'table':<{table_w}}  rewrite  "
                 f"{'risk':<7}  statement"]
         for s in rev["statements"]:
@@ -485,6 +498,9 @@ def format_text(data: dict[str, Any], width: int = 72) -> str:
                        f"{'yes' if s['rewrite'] else 'no':<7}  {s['risk']:<7}  {sql}")
             if s["risk"] not in ("none", "low") and s["note"]:
                 out.append(f"{'':>6}^ {s['note']}")
+    if data.get("grants"):
+        out += ["", "grants for the API's role(s), after the revisions (one transaction, "
+                "lock_timeout retries):", *(f"  {g}" for g in data["grants"])]
     summary = data["summary"]
     out += ["", f"{summary['statements']} statement(s): {summary['high_risk']} high risk, "
             f"{summary['rewrites']} table rewrite(s), {summary['access_exclusive']} ACCESS "

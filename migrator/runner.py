@@ -1,18 +1,12 @@
 """Applying revisions one at a time, each in its own transaction, without queueing the app.
 
-An ALTER TABLE that waits for a lock sits in the table's lock queue, and every query of the
-app on that table queues behind it: a 6 s report query becomes a 6 s outage. So every
-attempt runs with a short `lock_timeout`: if the lock is not free at once, the attempt gives
-up, its transaction rolls back, and we retry after a jittered, growing pause, with a
-lock_timeout that may ramp up to a cap (the cap is the longest the app can be stalled).
-There is never a final attempt without a timeout. The revision's history row is written in
-the same transaction as the revision, so nothing is ever half-recorded.
+Every attempt runs with a short lock_timeout and is retried while the app holds the table
+(migrator/retry.py says why). The revision's history row is written in the same
+transaction as the revision, so nothing is ever half-recorded.
 """
 
 from __future__ import annotations
 
-import logging
-import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,26 +22,14 @@ from sqlalchemy.pool import QueuePool
 
 from migrator import __version__, db, history, lock, logs
 from migrator.chain import Chain, Revision
-from migrator.config import Settings, redact
-from migrator.errors import ConnectError, LockTimeoutExhausted, MigrationFailed, MigratorError
-from migrator.logs import event
+from migrator.config import Settings
+from migrator.errors import ConnectError, MigrationFailed, MigratorError, PermissionDenied
 from migrator.models import metadata
+from migrator.online import LIVE_CONNECTION
+from migrator.retry import one_line, sqlstate, with_lock_retries
 
-# lock_not_available (lock_timeout) and deadlock_detected: the app had the table; try again.
-RETRY_SQLSTATES = {"55P03", "40P01"}
 # The server went away under us (restart, failover, admin shutdown).
 LOST_SQLSTATES = {"57P01", "57P02", "57P03", "08000", "08003", "08006"}
-
-_BLOCKERS_SQL = """
-SELECT a.pid, a.application_name, a.state, l.relation::regclass::text, l.mode,
-       round(extract(epoch FROM now() - a.xact_start))::int
-FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-WHERE l.granted AND l.relation IS NOT NULL AND a.xact_start IS NOT NULL
-  AND a.application_name NOT LIKE 'yomu-migrate/%%'
-  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-  AND l.relation IN (SELECT oid FROM pg_class WHERE relnamespace = 'public'::regnamespace)
-ORDER BY a.xact_start LIMIT 3
-"""
 
 
 def alembic_config(settings: Settings) -> Config:
@@ -62,13 +44,18 @@ def script_directory(settings: Settings) -> ScriptDirectory:
 
 
 def render_sql(settings: Settings, start: str | None, end: str | None, out: Any,
-               script: ScriptDirectory | None = None) -> None:
-    """Write the SQL of the revisions after `start` up to `end` to `out`, without a database.
+               script: ScriptDirectory | None = None,
+               live: psycopg.Connection[Any] | None = None) -> None:
+    """Write the SQL of the revisions after `start` up to `end` to `out`.
 
     Alembic's offline (`as_sql`) mode: what `upgrade --sql` prints and `plan` classifies.
-    Pass `script` when rendering revision by revision: building it reads every revision file.
+    With `live`, a read-only connection to the database the SQL is for, steps that depend
+    on the database (adoption, rebuilding an INVALID index) render what they would do there;
+    without it, what an empty database gets. Pass `script` when rendering revision by
+    revision: building it reads every revision file.
     """
     config = alembic_config(settings)
+    config.attributes[LIVE_CONNECTION] = live
     script = script or ScriptDirectory.from_config(config)
     with EnvironmentContext(
         config, script, as_sql=True, starting_rev=start, destination_rev=end,
@@ -78,17 +65,6 @@ def render_sql(settings: Settings, start: str | None, end: str | None, out: Any,
                       target_metadata=metadata, transaction_per_migration=True)
         with env.begin_transaction():
             env.run_migrations()
-
-
-def sqlstate(error: BaseException) -> str | None:
-    orig = getattr(error, "orig", error)
-    return getattr(orig, "sqlstate", None)
-
-
-def one_line(error: BaseException) -> str:
-    orig = getattr(error, "orig", None) or error
-    first = str(orig).strip().splitlines()
-    return redact(first[0] if first else type(orig).__name__)
 
 
 class Runner:
@@ -120,53 +96,43 @@ class Runner:
 
     def _apply(self, revision: Revision, direction: str, target: str | None) -> float:
         """Run one step (upgrade to `revision`, or downgrade from it to `target`)."""
-        s = self.settings
-        lock_timeout = s.lock_timeout_ms
-        deadline = time.monotonic() + s.retry_deadline_s
-        pause = 0.2
-        for attempt in range(1, s.lock_retries + 1):
-            try:
-                return self._attempt(revision, direction, target, lock_timeout)
-            except MigratorError:
-                raise
-            except Exception as error:  # every failure becomes one exit code
-                code = sqlstate(error)
-                if code in RETRY_SQLSTATES:
-                    blockers = self._blockers()
-                    wait = min(pause * random.uniform(0.5, 1.5), 5.0)
-                    if attempt == s.lock_retries or time.monotonic() + wait > deadline:
-                        raise LockTimeoutExhausted(
-                            f"revision {revision.id} could not get its locks in {attempt} "
-                            f"attempts (lock_timeout up to {lock_timeout} ms); held by "
-                            f"{_describe(blockers)}",
-                            revision=revision.id, blockers=blockers,
-                        ) from None
-                    event("lock_retry", f"revision {revision.id}: table busy "
-                          f"({one_line(error)}), attempt {attempt} failed; retrying in "
-                          f"{wait:.2f}s; held by {_describe(blockers)}", logging.WARNING,
-                          revision=revision.id, attempt=attempt, blockers=blockers)
-                    time.sleep(wait)
-                    pause = min(pause * 2, 5.0)
-                    lock_timeout = min(round(lock_timeout * 1.5), s.lock_timeout_cap_ms)
-                    continue
-                if code in LOST_SQLSTATES or _connection_lost(error):
-                    raise ConnectError(
-                        f"lost the database connection during revision {revision.id} "
-                        f"({one_line(error)}); the revision was rolled back",
-                        "run again once the database is back (the Job can simply be rerun)",
-                    ) from None
-                if code == "57014" and "statement timeout" in str(error):
-                    raise MigrationFailed(
-                        f"revision {revision.id} hit statement_timeout "
-                        f"({s.statement_timeout_ms} ms) and was rolled back",
-                        "raise MIGRATOR_STATEMENT_TIMEOUT_MS, or set `migrator_settings` in the "
-                        "revision (docs/writing-migrations.md)", revision=revision.id,
-                    ) from None
-                raise MigrationFailed(
-                    f"revision {revision.id} failed and was rolled back: {one_line(error)}",
-                    revision=revision.id,
-                ) from None
-        raise AssertionError("unreachable: the loop returns or raises")
+        try:
+            return with_lock_retries(
+                self.settings, f"revision {revision.id}",
+                lambda lock_timeout: self._attempt(revision, direction, target, lock_timeout),
+                self.watcher, revision=revision.id)
+        except MigratorError:
+            raise
+        except Exception as error:  # every failure becomes one exit code
+            raise self._failure(revision, error) from None
+
+    def _failure(self, revision: Revision, error: Exception) -> MigratorError:
+        code, s = sqlstate(error), self.settings
+        if code in LOST_SQLSTATES or _connection_lost(error):
+            return ConnectError(
+                f"lost the database connection during revision {revision.id} "
+                f"({one_line(error)}); the revision was rolled back",
+                "run again once the database is back (the Job can simply be rerun)",
+            )
+        if code == "57014" and "statement timeout" in str(error):
+            return MigrationFailed(
+                f"revision {revision.id} hit statement_timeout ({s.statement_timeout_ms} ms) "
+                "and was rolled back",
+                "raise MIGRATOR_STATEMENT_TIMEOUT_MS, or set `migrator_settings` in the "
+                "revision (docs/writing-migrations.md)", revision=revision.id,
+            )
+        if code == "42501":
+            return PermissionDenied(
+                f"revision {revision.id} was refused a privilege and was rolled back: "
+                f"{one_line(error)}",
+                db.grant_hint(one_line(error), f"revision {revision.id}",
+                              self.watcher.info.user if not self.watcher.closed else None),
+                revision=revision.id,
+            )
+        return MigrationFailed(
+            f"revision {revision.id} failed and was rolled back: {one_line(error)}",
+            revision=revision.id,
+        )
 
     def _attempt(self, revision: Revision, direction: str, target: str | None,
                  lock_timeout_ms: int) -> float:
@@ -212,15 +178,6 @@ class Runner:
         else:
             history.forget(cursor, step.up_revision_id or "")
 
-    def _blockers(self) -> list[dict[str, Any]]:
-        """Who holds locks on our tables now: the likely reason we could not get ours."""
-        try:
-            rows = self.watcher.execute(_BLOCKERS_SQL).fetchall()
-        except psycopg.Error:
-            return []
-        return [{"pid": r[0], "application_name": r[1], "state": r[2], "table": r[3],
-                 "mode": r[4], "transaction_s": r[5]} for r in rows]
-
     def close(self) -> None:
         self.engine.dispose()
 
@@ -243,13 +200,4 @@ def _connection_lost(error: BaseException) -> bool:
     return isinstance(orig, psycopg.OperationalError) and (
         "server closed the connection" in str(orig) or "terminating connection" in str(orig)
         or "consuming input failed" in str(orig) or "the connection is closed" in str(orig)
-    )
-
-
-def _describe(blockers: list[dict[str, Any]]) -> str:
-    if not blockers:
-        return "a session that has since finished"
-    return ", ".join(
-        f"pid {b['pid']} ({b['application_name'] or 'no application_name'}, {b['state']}, "
-        f"{b['mode']} on {b['table']} for {b['transaction_s']}s)" for b in blockers
     )

@@ -5,17 +5,27 @@ Every object template includes these so a name or a label is defined in one plac
 
 {{/* Base of every object name: fullnameOverride, else the release name. */}}
 {{- define "yomu.fullname" -}}
-{{- default .Release.Name .Values.fullnameOverride | trunc 50 | trimSuffix "-" -}}
+{{- default .Release.Name .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
-{{- define "yomu.api.name" -}}{{ include "yomu.fullname" . }}-api{{- end -}}
-{{- define "yomu.config.name" -}}{{ include "yomu.fullname" . }}-config{{- end -}}
-{{- define "yomu.migrations.name" -}}{{ include "yomu.fullname" . }}-migrations{{- end -}}
-{{- define "yomu.statsdExporter.name" -}}{{ include "yomu.fullname" . }}-statsd-exporter{{- end -}}
+{{/*
+<fullname>-<suffix>, at most 63 characters (a DNS label: Service and Job names, and the
+job-name label Kubernetes puts on the Job's pods, allow no more): the base is shortened so
+the suffix always fits. Call with (dict "ctx" . "suffix" "api").
+*/}}
+{{- define "yomu.componentName" -}}
+{{- $room := sub 62 (len .suffix) | int -}}
+{{- printf "%s-%s" (include "yomu.fullname" .ctx | trunc $room | trimSuffix "-") .suffix -}}
+{{- end -}}
+
+{{- define "yomu.api.name" -}}{{ include "yomu.componentName" (dict "ctx" . "suffix" "api") }}{{- end -}}
+{{- define "yomu.config.name" -}}{{ include "yomu.componentName" (dict "ctx" . "suffix" "config") }}{{- end -}}
+{{- define "yomu.migrations.name" -}}{{ include "yomu.componentName" (dict "ctx" . "suffix" "migrations") }}{{- end -}}
+{{- define "yomu.statsdExporter.name" -}}{{ include "yomu.componentName" (dict "ctx" . "suffix" "statsd-exporter") }}{{- end -}}
 
 {{/* The Secret holding the API's secret env: existingSecret, else the chart's own. */}}
 {{- define "yomu.secret.name" -}}
-{{- .Values.secrets.existingSecret | default (printf "%s-env" (include "yomu.fullname" .)) -}}
+{{- .Values.secrets.existingSecret | default (include "yomu.componentName" (dict "ctx" . "suffix" "env")) -}}
 {{- end -}}
 
 {{- define "yomu.api.serviceAccountName" -}}
@@ -28,11 +38,19 @@ Every object template includes these so a name or a label is defined in one plac
 
 {{/* Labels every object carries. Call with (dict "ctx" . "component" "api"). */}}
 {{- define "yomu.labels" -}}
-{{ include "yomu.selectorLabels" . }}
+{{ include "yomu.stableLabels" . }}
 helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+" "_" }}
+app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
+{{- end -}}
+
+{{/*
+The labels that do not change with the chart or app version: for pod templates that must not
+restart on a chart bump (the statsd_exporter keeps the last run's metrics in memory).
+*/}}
+{{- define "yomu.stableLabels" -}}
+{{ include "yomu.selectorLabels" . }}
 app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
 app.kubernetes.io/part-of: yomu
-app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
 yomu.io/environment: {{ .ctx.Values.environment | quote }}
 {{- with .ctx.Values.commonLabels }}
 {{ toYaml . }}
@@ -58,12 +76,31 @@ app.kubernetes.io/component: {{ .component }}
 {{- include "yomu.image" (dict "image" .Values.migrations.image "default" "") -}}
 {{- end -}}
 
-{{/* Per-component override of a global setting, Airflow style: the component's, else global. */}}
+{{/*
+Deep merge of two dicts, returned as YAML: the override's keys win at every level, false and
+0 included (sprig's mergeOverwrite skips those), lists are replaced. So a component that sets
+only `readOnlyRootFilesystem: false` keeps runAsNonRoot, capabilities.drop [ALL] and the
+seccomp profile of the global default. Call with (dict "base" B "override" O).
+*/}}
+{{- define "yomu.merge" -}}
+{{- $out := deepCopy (.base | default dict) -}}
+{{- range $key, $value := (.override | default dict) -}}
+{{- $current := get $out $key -}}
+{{- if and (kindIs "map" $value) (kindIs "map" $current) -}}
+{{- $_ := set $out $key (include "yomu.merge" (dict "base" $current "override" $value) | fromYaml) -}}
+{{- else -}}
+{{- $_ := set $out $key $value -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $out -}}
+{{- end -}}
+
+{{/* A component's security contexts: the global hardened default with the component's keys merged in. */}}
 {{- define "yomu.podSecurityContext" -}}
-{{- toYaml (.component.podSecurityContext | default .ctx.Values.podSecurityContext) -}}
+{{- include "yomu.merge" (dict "base" .ctx.Values.podSecurityContext "override" .component.podSecurityContext) -}}
 {{- end -}}
 {{- define "yomu.securityContext" -}}
-{{- toYaml (.component.securityContext | default .ctx.Values.securityContext) -}}
+{{- include "yomu.merge" (dict "base" .ctx.Values.securityContext "override" .component.securityContext) -}}
 {{- end -}}
 
 {{/* nodeSelector, tolerations, affinity, imagePullSecrets of a pod spec. */}}
@@ -151,7 +188,7 @@ that exist before the release: its own hook-scoped Secret or an existing one.
   value: {{ .Values.metrics.statsdPort | int64 | quote }}
 - name: STATSD_PREFIX
   value: {{ .Values.metrics.prefix | quote }}
-{{- else if .Values.monitoring.enabled -}}
+{{- else if include "yomu.statsdExporter.enabled" . -}}
 - name: STATSD_HOST
   value: {{ printf "%s.%s.svc" (include "yomu.statsdExporter.name" .) .Release.Namespace | quote }}
 - name: STATSD_PORT
@@ -162,9 +199,101 @@ that exist before the release: its own hook-scoped Secret or an existing one.
 {{- end -}}
 {{- end -}}
 
+{{/* Is the in-chart statsd_exporter rendered? */}}
+{{- define "yomu.statsdExporter.enabled" -}}
+{{- if and .Values.monitoring.enabled .Values.monitoring.statsdExporter.enabled -}}true{{- end -}}
+{{- end -}}
+
+{{/* The statsd_exporter mapping: chart/files/statsd-mapping.yaml rendered for this release. */}}
+{{- define "yomu.statsdExporter.mapping" -}}
+{{- tpl (.Files.Get "files/statsd-mapping.yaml") . -}}
+{{- end -}}
+
+{{/*
+Capability checks for the Prometheus Operator's kinds: a cluster without its CRDs would refuse
+the whole release. `helm install/upgrade` asks the cluster; `helm template` and Argo CD need
+`--api-versions monitoring.coreos.com/v1` (Argo CD passes the cluster's). NOTES say when one
+was left out.
+*/}}
+{{- define "yomu.capabilities.prometheusRule" -}}
+{{- if or (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1/PrometheusRule") (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1") -}}true{{- end -}}
+{{- end -}}
+{{- define "yomu.capabilities.serviceMonitor" -}}
+{{- if or (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1/ServiceMonitor") (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1") -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+The alert rules of chart/files/prometheus-rules.yaml for this release: its ${...}
+placeholders replaced by plain string replacement, never `tpl`, so the Prometheus templates
+({{ $labels.x }}) in it reach Prometheus untouched.
+*/}}
+{{- define "yomu.rules" -}}
+{{- $m := .Values.migrations -}}
+{{- $vars := dict
+  "namespace" .Release.Namespace
+  "job_name" (include "yomu.migrations.name" .)
+  "environment" .Values.environment
+  "release" .Release.Name
+  "stuck_for" (printf "%ds" (add $m.activeDeadlineSeconds $m.terminationGracePeriodSeconds 60 | int64))
+  "deadline" (printf "%d" ($m.activeDeadlineSeconds | int64))
+  "grace" (printf "%d" ($m.terminationGracePeriodSeconds | int64))
+-}}
+{{- $rules := .Files.Get "files/prometheus-rules.yaml" -}}
+{{- range $name, $value := $vars -}}
+{{- $rules = replace (printf "${%s}" $name) $value $rules -}}
+{{- end -}}
+{{- with regexFind `\$\{[A-Za-z_]+\}` $rules -}}
+{{- fail (printf "chart/files/prometheus-rules.yaml uses the unknown placeholder %s" .) -}}
+{{- end -}}
+{{- $rules -}}
+{{- end -}}
+
+{{/*
+Mesh settings of a pod: the outbound ports (PostgreSQL's) the Istio and Linkerd proxies must
+not capture. An init container runs before a classic sidecar proxy is up, and its
+connections would otherwise go nowhere.
+*/}}
+{{- define "yomu.mesh.annotations" -}}
+{{- with .Values.mesh.excludeOutboundPorts }}
+traffic.sidecar.istio.io/excludeOutboundPorts: {{ join "," . | quote }}
+config.linkerd.io/skip-outbound-ports: {{ join "," . | quote }}
+{{- end }}
+{{- end -}}
+
+{{/*
+The migration Job's pod opts out of sidecar injection unless mesh.injectMigrationJob: a
+classic sidecar never exits, so the Job would never complete and the deadline would fail a
+migration that had committed.
+*/}}
+{{- define "yomu.mesh.jobLabels" -}}
+{{- if not .Values.mesh.injectMigrationJob }}
+sidecar.istio.io/inject: "false"
+{{- end }}
+{{- end -}}
+{{- define "yomu.mesh.jobAnnotations" -}}
+{{- if not .Values.mesh.injectMigrationJob }}
+sidecar.istio.io/inject: "false"
+linkerd.io/inject: disabled
+{{- end }}
+{{- include "yomu.mesh.annotations" . }}
+{{- end -}}
+
+{{/*
+The oldest Helm the helm mode supports: 3.19 prints a failed hook's log
+(helm.sh/hook-output-log-policy) and deletes the chain's earlier hooks (the Secret with the
+owner DSN) when the Job fails. Call with the version string, e.g. "v3.19.0".
+*/}}
+{{- define "yomu.helm.minVersion" -}}3.19.0{{- end -}}
+{{- define "yomu.helm.supported" -}}
+{{- if semverCompare (printf ">=%s-0" (include "yomu.helm.minVersion" dict)) . -}}true{{- end -}}
+{{- end -}}
+
 {{/* Render-time checks the schema cannot express (relations between values). */}}
 {{- define "yomu.validate" -}}
 {{- $m := .Values.migrations -}}
+{{- if and (eq $m.mode "helm") (not (include "yomu.helm.supported" .Capabilities.HelmVersion.Version)) -}}
+{{- fail (printf "migrations.mode helm needs Helm %s or later, this is %s: older Helm neither prints the failed hook's log nor deletes the hook Secret holding the owner DSN when the migration fails. Upgrade Helm (or render for Argo CD with migrations.mode argocd)" (include "yomu.helm.minVersion" dict) .Capabilities.HelmVersion.Version) -}}
+{{- end -}}
 {{- if and (ne $m.mode "none") (gt (add $m.activeDeadlineSeconds $m.terminationGracePeriodSeconds) (int $m.helmTimeoutSeconds)) -}}
 {{- fail (printf "migrations.activeDeadlineSeconds (%v) + migrations.terminationGracePeriodSeconds (%v) must not exceed migrations.helmTimeoutSeconds (%v): the Job must fail, and print its logs, before Helm gives up waiting" $m.activeDeadlineSeconds $m.terminationGracePeriodSeconds $m.helmTimeoutSeconds) -}}
 {{- end -}}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import copy
 import functools
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import helm_python
 import yaml
+from helm_python import _native
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "chart"
@@ -25,12 +27,10 @@ RELEASE = "yomu"
 # fullnameOverride's default: every object is <FULLNAME>-<component>, whatever the release name.
 FULLNAME = "yomu"
 NAMESPACE = "yomu"
-# What the prod deploy adds on the command line (docs/chart.md): images pinned by digest.
-PIPELINE_DIGESTS = {
-    "api": {"image": {"digest": "sha256:" + "1" * 64}},
-    "migrations": {"image": {"digest": "sha256:" + "2" * 64}},
-    "monitoring": {"statsdExporter": {"image": {"digest": "sha256:" + "3" * 64}}},
-}
+# What the clusters we deploy to serve besides Kubernetes itself: the Prometheus Operator's
+# API, which the chart's capability checks look for before rendering its kinds.
+MONITORING_APIS = ("monitoring.coreos.com/v1", "monitoring.coreos.com/v1/PrometheusRule",
+                   "monitoring.coreos.com/v1/ServiceMonitor")
 HOOK_KINDS_BEFORE_JOB = ("Secret", "ServiceAccount", "NetworkPolicy")
 
 Obj = dict[str, Any]
@@ -81,12 +81,33 @@ class Rendered:
         return self.get("Deployment", f"{FULLNAME}-api")
 
 
+def render_manifests(
+    values: dict[str, Any] | None = None, *, name: str = RELEASE, namespace: str = NAMESPACE,
+    upgrade: bool = False, api_versions: tuple[str, ...] = MONITORING_APIS,
+    kube_version: str | None = None, chart_dir: Path = CHART,
+) -> dict[str, str]:
+    """Template path -> rendered text, as `helm template --api-versions ...` prints it.
+
+    helm-python's Chart.render has no parameter for the cluster's API versions, which the
+    chart's capability checks read; its native call takes them (`api_versions`), as
+    `helm template --api-versions` and a cluster's discovery do.
+    """
+    opts: dict[str, Any] = {"name": name, "namespace": namespace, "is_install": not upgrade,
+                            "is_upgrade": upgrade, "revision": 2 if upgrade else 1,
+                            "api_versions": list(api_versions)}
+    if kube_version:
+        opts["kube_version"] = kube_version
+    with helm_python.Chart.load(chart_dir) as chart:
+        payload = json.dumps(values) if values else None
+        rendered = _native.call_string("helm_render", chart._raw(), payload, json.dumps(opts))
+    manifests: dict[str, str] = json.loads(rendered)
+    return manifests
+
+
 def render(values: dict[str, Any] | None = None, *, name: str = RELEASE,
-           upgrade: bool = False) -> Rendered:
+           upgrade: bool = False, api_versions: tuple[str, ...] = MONITORING_APIS) -> Rendered:
+    manifests = render_manifests(values, name=name, upgrade=upgrade, api_versions=api_versions)
     with helm_python.Chart.load(CHART) as chart:
-        manifests = chart.render(values or {}, name=name, namespace=NAMESPACE,
-                                 is_install=not upgrade, is_upgrade=upgrade,
-                                 revision=2 if upgrade else 1)
         computed = chart.merge_values(values or {})
     objects: list[Obj] = []
     notes = ""

@@ -96,3 +96,21 @@ def test_service_account_has_no_token(default: Rendered) -> None:
     sa = default.get("ServiceAccount", "yomu-api")
     assert sa["automountServiceAccountToken"] is False
     assert default.api()["spec"]["template"]["spec"]["serviceAccountName"] == "yomu-api"
+
+
+def test_api_pods_keep_the_database_port_out_of_a_mesh_proxy(default: Rendered) -> None:
+    """The init container connects before a classic sidecar proxy runs: with the database
+    port captured, Istio or Linkerd would drop its connection and the pod never starts."""
+    annotations = default.api()["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["traffic.sidecar.istio.io/excludeOutboundPorts"] == "5432"
+    assert annotations["config.linkerd.io/skip-outbound-ports"] == "5432"
+    # The API itself stays in the mesh: no opt-out of injection.
+    assert "sidecar.istio.io/inject" not in annotations
+    custom = render({"mesh": {"excludeOutboundPorts": [5432, 6432]},
+                     "api": {"podAnnotations": {"config.linkerd.io/skip-outbound-ports": "1"}}})
+    annotations = custom.api()["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["traffic.sidecar.istio.io/excludeOutboundPorts"] == "5432,6432"
+    assert annotations["config.linkerd.io/skip-outbound-ports"] == "1", "podAnnotations win"
+    none = render({"mesh": {"excludeOutboundPorts": []}})
+    assert not any("outbound" in k for k in
+                   none.api()["spec"]["template"]["metadata"]["annotations"])

@@ -31,3 +31,21 @@ def test_workflow_uses_these_values_and_the_failure_the_contract_test_proves() -
     # tests/contract/test_contract_hook.py proves this makes the hook exit 3 (config).
     assert "migrations.extraEnv[0].name=MIGRATOR_MIGRATIONS_DIR" in text
     assert "--atomic" in text and "--rollback-on-failure" in text
+
+
+def test_e2e_runs_with_production_s_two_roles() -> None:
+    """An owner role that migrates, an app role without CREATE/TEMP for the API and the init
+    container, and MIGRATOR_APP_ROLE naming the app role."""
+    rendered = render(load_values(E2E_VALUES))
+    (container,) = rendered.job()["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["MIGRATOR_APP_ROLE"]["value"] == "yomu_app"
+    assert env["MIGRATION_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"] == (
+        "MIGRATION_DATABASE_URL")
+    (init,) = rendered.api()["spec"]["template"]["spec"]["initContainers"]
+    assert {e["name"] for e in init["env"]} >= {"DATABASE_URL"}
+    text = WORKFLOW.read_text()
+    assert 'DATABASE_URL="postgresql://yomu_app:' in text
+    assert 'MIGRATION_DATABASE_URL="postgresql://yomu_owner:' in text
+    assert "REVOKE CREATE, TEMPORARY ON DATABASE yomu FROM PUBLIC" in text
+    assert "ALTER DATABASE yomu OWNER TO yomu_owner" in text

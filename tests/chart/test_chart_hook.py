@@ -6,6 +6,7 @@ import pytest
 from chart_render import (
     FULLNAME,
     HOOK_KINDS_BEFORE_JOB,
+    VALUES_DIR,
     Obj,
     Rendered,
     hook_annotations,
@@ -198,3 +199,81 @@ def test_job_name_does_not_depend_on_the_release_name() -> None:
     unprefixed = render({"fullnameOverride": ""}, name="blue")
     assert unprefixed.get("Job", "blue-migrations")
     assert unprefixed.get("Deployment", "blue-api")
+
+
+LONGEST_RELEASE = "r" * 53  # Helm's limit for a release name
+
+
+def test_every_name_fits_a_dns_label_whatever_the_release_name() -> None:
+    """Service and Job names (and the job-name label of the Job's pods) allow 63 characters."""
+    for values in ({"fullnameOverride": ""}, {"fullnameOverride": "y" * 50}):
+        base = values["fullnameOverride"] or LONGEST_RELEASE
+        rendered = render({**values, "monitoring": {"enabled": True}, "networkPolicy": {
+            "enabled": True}}, name=LONGEST_RELEASE)
+        names = {(o["kind"], o["metadata"]["name"]) for o in rendered.objects}
+        assert max(len(name) for _, name in names) <= 63, sorted(names)
+        # Truncation keeps every name distinct and every suffix whole.
+        assert len(names) == len(rendered.objects)
+        suffixes = {name.rsplit("-", 2)[-1] for _, name in names}
+        assert {"api", "migrations", "exporter", "config"} <= suffixes
+        job = next(n for k, n in names if k == "Job")
+        assert job.endswith("-migrations")
+        assert len(job) == min(63, len(base) + len("-migrations"))
+
+
+def test_a_disrupted_pod_is_retried_not_a_failed_migration(each_env: Rendered) -> None:
+    """A drain or preemption must not fail the release: the Job starts another pod."""
+    policy = each_env.job()["spec"]["podFailurePolicy"]
+    assert policy == {"rules": [{"action": "Ignore", "onPodConditions": [
+        {"type": "DisruptionTarget", "status": "True"}]}]}
+    # A real failure still fails at once: Ignore covers disruptions only.
+    assert each_env.job()["spec"]["backoffLimit"] == 0
+
+
+def test_the_job_opts_out_of_mesh_sidecars_by_default(each_env: Rendered) -> None:
+    """A classic sidecar never exits: the Job would never complete, and its deadline would
+    fail a migration that had committed."""
+    meta = each_env.job()["spec"]["template"]["metadata"]
+    assert meta["labels"]["sidecar.istio.io/inject"] == "false"
+    assert meta["annotations"]["sidecar.istio.io/inject"] == "false"
+    assert meta["annotations"]["linkerd.io/inject"] == "disabled"
+    assert meta["annotations"]["traffic.sidecar.istio.io/excludeOutboundPorts"] == "5432"
+
+
+def test_mesh_injection_can_be_allowed_and_pod_annotations_win() -> None:
+    rendered = render({"mesh": {"injectMigrationJob": True, "excludeOutboundPorts": []},
+                       "migrations": {"podAnnotations": {"a": "b"}}})
+    meta = rendered.job()["spec"]["template"]["metadata"]
+    assert "sidecar.istio.io/inject" not in meta["labels"]
+    assert meta["annotations"] == {"a": "b"}
+    own = render({"migrations": {"podAnnotations": {"linkerd.io/inject": "enabled"}}})
+    assert own.job()["spec"]["template"]["metadata"]["annotations"]["linkerd.io/inject"] == (
+        "enabled")
+
+
+def test_app_roles_become_migrator_app_role_only_when_set(default: Rendered,
+                                                          prod: Rendered) -> None:
+    (container,) = default.job()["spec"]["template"]["spec"]["containers"]
+    assert "MIGRATOR_APP_ROLE" not in _env(container)
+    (container,) = prod.job()["spec"]["template"]["spec"]["containers"]
+    assert _env(container)["MIGRATOR_APP_ROLE"] == {"name": "MIGRATOR_APP_ROLE",
+                                                     "value": "yomu_app"}
+    two = render({"migrations": {"appRoles": ["yomu_app", "yomu_reports"]}})
+    (container,) = two.job()["spec"]["template"]["spec"]["containers"]
+    assert _env(container)["MIGRATOR_APP_ROLE"]["value"] == "yomu_app,yomu_reports"
+    # The app role is the Job's business only: the API and its init container never see it.
+    for c in [*two.api()["spec"]["template"]["spec"]["containers"],
+              *two.api()["spec"]["template"]["spec"]["initContainers"]]:
+        assert "MIGRATOR_APP_ROLE" not in _env(c)
+
+
+@pytest.mark.parametrize("name", ["dev.yaml", "staging.yaml", "prod.yaml"])
+def test_each_environment_grants_the_role_of_its_app_dsn(name: str) -> None:
+    values = rendered_file(name).values
+    assert values["migrations"]["appRoles"] == ["yomu_app"]
+    if values["secrets"]["databaseUrl"]:  # dev: the inline DSN names the role
+        user = values["secrets"]["databaseUrl"].split("://", 1)[1].split(":", 1)[0]
+        assert values["migrations"]["appRoles"] == [user]
+    else:  # the role is in the Secret: the values file must say so next to it
+        text = (VALUES_DIR / name).read_text()
+        assert "appRoles" in text.split("DATABASE_URL")[-2] + text.split("DATABASE_URL")[-1]

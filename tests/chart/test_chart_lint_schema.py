@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from typing import Any
 
 import helm_python
 import pytest
+import schema_defs
 import yaml
-from chart_render import CHART, VALUES_FILES, load_values, render
+from chart_render import CHART, VALUES_FILES, load_values, render, render_manifests
 
 SEVERITY_WARNING = 2
 
@@ -50,6 +52,26 @@ def test_lint_reports_a_schema_violation() -> None:
         ({"secrets": {"databaseUrl": "mysql://x/y"}}, ["/secrets/databaseUrl"]),
         ({"api": {"resources": {"requests": {"cpu": "lots"}}}}, ["/api/resources/requests/cpu"]),
         ({"monitoring": {"enabled": "yes"}}, ["/monitoring/enabled"]),
+        # Pass-through Kubernetes objects are checked against Kubernetes' own definitions.
+        ({"securityContext": {"runAsNonRot": True}}, ["/securityContext", "runAsNonRot"]),
+        ({"migrations": {"securityContext": {"capabilities": {"dorp": ["ALL"]}}}},
+         ["/migrations/securityContext/capabilities", "dorp"]),
+        ({"api": {"podSecurityContext": {"runAsUser": "root"}}},
+         ["/api/podSecurityContext/runAsUser"]),
+        ({"api": {"affinity": {"nodeAfinity": {}}}}, ["/api/affinity", "nodeAfinity"]),
+        ({"affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 1, "podAffinityTerm": {"topologyKey": "h", "labelSelectr": {}}}]}}},
+         ["podAffinityTerm", "labelSelectr"]),
+        ({"tolerations": [{"key": "k", "operater": "Exists"}]}, ["/tolerations/0", "operater"]),
+        ({"monitoring": {"statsdExporter": {"tolerations": [{"efect": "NoSchedule"}]}}},
+         ["/monitoring/statsdExporter/tolerations/0", "efect"]),
+        ({"migrations": {"extraEnv": [{"name": "A", "valu": "b"}]}},
+         ["/migrations/extraEnv/0", "valu"]),
+        ({"networkPolicy": {"apiFrom": [{"podSelectr": {}}]}}, ["/networkPolicy/apiFrom/0"]),
+        ({"imagePullSecrets": [{"nmae": "regcred"}]}, ["/imagePullSecrets/0", "nmae"]),
+        ({"migrations": {"appRoles": ["yomu app"]}}, ["/migrations/appRoles/0"]),
+        ({"migrations": {"appRoles": "yomu_app"}}, ["/migrations/appRoles"]),
+        ({"mesh": {"excludeOutboundPorts": [0]}}, ["/mesh/excludeOutboundPorts/0"]),
     ],
     ids=lambda v: json.dumps(v) if isinstance(v, dict) else "",
 )
@@ -90,17 +112,59 @@ def test_timeout_check_is_off_without_a_job() -> None:
     render({"migrations": {"mode": "none", "activeDeadlineSeconds": 400}})
 
 
-def _schema_leaves(schema: dict[str, Any], path: str = "") -> list[tuple[str, dict[str, Any]]]:
+SCHEMA = json.loads((CHART / "values.schema.json").read_text())
+
+
+def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
+    """A local `$ref` replaced by what it points to (the embedded Kubernetes definitions)."""
+    ref = schema.get("$ref", "")
+    if not ref:
+        return schema
+    assert ref.startswith("#/$defs/"), f"{ref}: only local refs resolve offline"
+    resolved: dict[str, Any] = SCHEMA["$defs"][ref.removeprefix("#/$defs/")]
+    return resolved
+
+
+def _schema_leaves(schema: dict[str, Any], path: str = "", *,
+                   follow_refs: bool = False) -> list[tuple[str, dict[str, Any]]]:
     out = [(path, schema)]
-    for key, sub in schema.get("properties", {}).items():
-        out += _schema_leaves(sub, f"{path}.{key}" if path else key)
+    node = _resolve(schema) if follow_refs else schema
+    for key, sub in node.get("properties", {}).items():
+        out += _schema_leaves(sub, f"{path}.{key}" if path else key, follow_refs=follow_refs)
     return out
 
 
 def test_every_schema_value_has_a_description() -> None:
-    schema = json.loads((CHART / "values.schema.json").read_text())
-    missing = [p for p, s in _schema_leaves(schema) if p and not s.get("description")]
+    missing = [p for p, s in _schema_leaves(SCHEMA) if p and not s.get("description")]
     assert missing == []
+
+
+def test_kubernetes_definitions_are_embedded_and_current() -> None:
+    """Every `$ref` is local (Helm would fetch a remote one at lint and install time, with no
+    network in CI), and `$defs` holds exactly the definitions they reach, as
+    tests/chart/schema_defs.py extracts them from kubernetes-validate."""
+    text = (CHART / "values.schema.json").read_text()
+    assert set(re.findall(r'"\$ref": "([^"#]*)#', text)) == {""}, "a $ref leaves the file"
+    version = schema_defs.embedded_version(SCHEMA)
+    assert SCHEMA["$defs"] == schema_defs.expected_defs(SCHEMA, version), (
+        "run: .venv/bin/python tests/chart/schema_defs.py " + version)
+    assert schema_defs.refs(SCHEMA["$defs"]) <= set(SCHEMA["$defs"])
+    for path in ("securityContext", "podSecurityContext", "affinity", "api.securityContext",
+                 "migrations.affinity", "monitoring.statsdExporter.securityContext"):
+        node: dict[str, Any] = SCHEMA
+        for key in path.split("."):
+            node = node["properties"][key]
+        assert node["$ref"].startswith("#/$defs/io.k8s.api.core.v1."), path
+
+
+def test_a_values_file_passes_the_schema_python_reads_too() -> None:
+    """The schema is valid JSON Schema and means the same to another validator."""
+    import jsonschema
+
+    validator = jsonschema.Draft7Validator(SCHEMA)
+    assert list(validator.iter_errors(yaml.safe_load((CHART / "values.yaml").read_text()))) == []
+    bad = {"securityContext": {"runAsNonRot": True}}
+    assert any("runAsNonRot" in e.message for e in validator.iter_errors(bad))
 
 
 def _value_paths(values: dict[str, Any], path: str = "") -> list[str]:
@@ -114,12 +178,9 @@ def _value_paths(values: dict[str, Any], path: str = "") -> list[str]:
 
 
 def test_every_default_value_is_in_the_schema() -> None:
-    schema = json.loads((CHART / "values.schema.json").read_text())
-    known = {p for p, _ in _schema_leaves(schema)}
+    known = {p for p, _ in _schema_leaves(SCHEMA, follow_refs=True)}
     defaults = yaml.safe_load((CHART / "values.yaml").read_text())
-    free_form = ("podSecurityContext.", "securityContext.", "statsdExporter.podSecurityContext.")
-    undocumented = [p for p in _value_paths(defaults)
-                    if p not in known and not any(f in p for f in free_form)]
+    undocumented = [p for p in _value_paths(defaults) if p not in known]
     assert undocumented == []
 
 
@@ -133,3 +194,26 @@ def test_every_key_in_values_yaml_has_a_comment() -> None:
                 bare.append(line.strip())
     assert bare == []
 
+
+
+@pytest.mark.parametrize(("version", "supported"), [
+    ("v3.18.4", False), ("v3.19.0-rc.1", True), ("v3.19.0", True), ("v3.19", True),
+    ("v3.20.1+g1234", True), ("v4.0.0", True), ("v4.2", True), ("v2.17.0", False),
+])
+def test_the_helm_version_check(tmp_path: Any, version: str, supported: bool) -> None:
+    """The chart's own check, fed each version (helm-python always reports its own v4):
+    helm mode refuses Helm < 3.19, which leaves the owner DSN's hook Secret behind."""
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart)
+    call = '{{ include "yomu.helm.supported" "' + version + '" }}'
+    (chart / "templates" / "zz-version.yaml").write_text(f"# supported: {call}\n")
+    manifests = render_manifests(chart_dir=chart)
+    out = next(text for path, text in manifests.items() if path.endswith("zz-version.yaml"))
+    assert out.strip() == f"# supported: {'true' if supported else ''}".strip()
+
+
+def test_helm_mode_names_the_helm_version_in_its_notes() -> None:
+    notes = render().notes
+    assert "needs 3.19.0 or later" in notes
+    assert "Rendered by Helm v" in notes
+    assert "needs 3.19.0" not in render({"migrations": {"mode": "argocd"}}).notes

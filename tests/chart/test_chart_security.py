@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from chart_render import Rendered, containers, pod_specs, secret_data
+import pytest
+from chart_render import Rendered, containers, pod_specs, render, secret_data
 
 APP_SECRET_KEYS = {"DATABASE_URL", "VALKEY_URL", "GOOGLE_CLIENT_SECRET", "SESSION_SECRET",
                    "MIGRATION_DATABASE_URL"}
@@ -41,16 +42,58 @@ def test_python_containers_get_a_writable_tmp(each_env: Rendered) -> None:
             assert "emptyDir" in volumes[tmp[0]["name"]]
 
 
-def test_component_security_context_overrides_the_global_one() -> None:
-    from chart_render import render
+HARDENED = {"runAsNonRoot": True, "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"}, "allowPrivilegeEscalation": False}
 
-    rendered = render({"migrations": {"securityContext": {"runAsNonRoot": True, "privileged": False,
-                                                          "allowPrivilegeEscalation": False,
-                                                          "readOnlyRootFilesystem": False}}})
-    job_sc = rendered.job()["spec"]["template"]["spec"]["containers"][0]["securityContext"]
-    api_sc = rendered.api()["spec"]["template"]["spec"]["containers"][0]["securityContext"]
-    assert job_sc["readOnlyRootFilesystem"] is False
-    assert api_sc["readOnlyRootFilesystem"] is True
+
+def _container_sc(rendered: Rendered, kind: str, name: str) -> dict[str, object]:
+    pod = rendered.get(kind, name)["spec"]["template"]["spec"]
+    sc: dict[str, object] = pod["containers"][0]["securityContext"]
+    return sc
+
+
+@pytest.mark.parametrize(("component", "kind", "name"), [
+    ("migrations", "Job", "yomu-migrations"),
+    ("api", "Deployment", "yomu-api"),
+    ("monitoring.statsdExporter", "Deployment", "yomu-statsd-exporter"),
+])
+def test_a_partial_security_context_is_merged_not_replaced(
+    component: str, kind: str, name: str
+) -> None:
+    """One key changed keeps every other hardened default: a typo or a short override no
+    longer drops runAsNonRoot, drop ALL or the seccomp profile."""
+    override = {"readOnlyRootFilesystem": False, "capabilities": {"add": ["NET_BIND_SERVICE"]}}
+    values: dict[str, object] = {"monitoring": {"enabled": True}}
+    here = values
+    *parents, last = component.split(".")
+    for key in parents:
+        here = here.setdefault(key, {})  # type: ignore[assignment]
+    here[last] = {"securityContext": override, "podSecurityContext": {"fsGroup": 2000}}
+    rendered = render(values)
+    sc = _container_sc(rendered, kind, name)
+    assert sc["readOnlyRootFilesystem"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}
+    for key in ("runAsNonRoot", "seccompProfile", "allowPrivilegeEscalation"):
+        assert sc[key] == HARDENED[key], key
+    psc = rendered.get(kind, name)["spec"]["template"]["spec"]["securityContext"]
+    assert psc["fsGroup"] == 2000
+    assert psc["runAsNonRoot"] is True and psc["seccompProfile"] == {"type": "RuntimeDefault"}
+    # Other components keep the global default untouched.
+    others = [n for k, n in (("Job", "yomu-migrations"), ("Deployment", "yomu-api")) if n != name]
+    for other in others:
+        other_kind = "Job" if other.endswith("migrations") else "Deployment"
+        assert _container_sc(rendered, other_kind, other)["readOnlyRootFilesystem"] is True
+
+
+def test_false_and_zero_in_an_override_win() -> None:
+    """sprig's mergeOverwrite would skip false and 0; the chart's merge does not."""
+    rendered = render({"migrations": {
+        "securityContext": {"allowPrivilegeEscalation": True, "runAsNonRoot": False},
+        "podSecurityContext": {"runAsUser": 0}}})
+    sc = _container_sc(rendered, "Job", "yomu-migrations")
+    assert sc["runAsNonRoot"] is False and sc["allowPrivilegeEscalation"] is True
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert rendered.job()["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == 0
 
 
 def test_prod_has_no_inline_secret(prod: Rendered) -> None:

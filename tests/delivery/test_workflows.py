@@ -163,11 +163,30 @@ def test_deploy_goes_dev_staging_then_approved_production() -> None:
         job = jobs[name]
         assert job["concurrency"]["cancel-in-progress"] is False, name
         groups.add(job["concurrency"]["group"])
-        assert job["permissions"] == {"contents": "read"}, name
-        (step,) = [s for s in job["steps"] if "run" in s]
-        assert step["run"].strip() == ".github/scripts/deploy.sh"
+        # Read the repository and the registry's digests; write nothing.
+        assert job["permissions"] == {"contents": "read", "packages": "read"}, name
+        (step,) = [s for s in job["steps"] if s.get("run") == ".github/scripts/deploy.sh"]
         env = step["env"]
         assert (REPO / "values" / f"{env['ENVIRONMENT']}.yaml").is_file()
         assert env["KUBECONFIG_DATA"] == "${{ secrets.KUBECONFIG }}"
-        assert env["ONCALL_WEBHOOK_URL"] == "${{ secrets.ONCALL_WEBHOOK_URL }}"
+        # The digest of the image this run built reaches the chart.
+        assert env["MIGRATOR_DIGEST"] == "${{ needs.image.outputs.digest }}"
+        notify = job["steps"][-1]
+        assert notify["env"]["ENVIRONMENT"] == env["ENVIRONMENT"]
+        assert notify["env"]["ONCALL_WEBHOOK_URL"] == "${{ secrets.ONCALL_WEBHOOK_URL }}"
     assert len(groups) == 3, "one concurrency group per environment"
+
+
+def test_deploys_use_a_helm_the_chart_accepts() -> None:
+    """The chart's helm mode refuses Helm < 3.19 (and deploy.sh checks it first)."""
+    deploy = load(REPO / ".github" / "workflows" / "deploy.yml")
+    major, minor, _ = deploy["env"]["DEFAULT_HELM_VERSION"].lstrip("v").split(".")
+    assert (int(major), int(minor)) >= (3, 19)
+    e2e = load(REPO / ".github" / "workflows" / "chart-e2e.yml")
+    for entry in e2e["jobs"]["e2e"]["strategy"]["matrix"]["include"]:
+        major, minor, _ = entry["helm"].lstrip("v").split(".")
+        assert (int(major), int(minor)) >= (3, 19), entry
+    ci = load(REPO / ".github" / "workflows" / "ci.yml")
+    for version in ci["jobs"]["helm"]["strategy"]["matrix"]["helm"]:
+        major, minor, _ = version.lstrip("v").split(".")
+        assert (int(major), int(minor)) >= (3, 19), version

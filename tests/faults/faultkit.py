@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -20,53 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from pgtest import REPO
-
-from migrator.chain import load_chain
-
-MIGRATIONS = REPO / "migrations"
-REPO_HEAD = load_chain(MIGRATIONS).head  # test revisions are added after it
-
-_REVISION = '''"""Fault-test revision {rev} (written by tests/faults)."""
-
-from alembic import op
-
-revision = "{rev}"
-down_revision = "{down}"
-branch_labels = None
-depends_on = None
-{extra}
-
-def upgrade() -> None:
-{upgrade}
-
-
-def downgrade() -> None:
-{downgrade}
-'''
-
-
-def copy_migrations(tmp_path: Path) -> Path:
-    """The repo's migrations/ in a folder of the test's own, to add test revisions to."""
-    target = tmp_path / "migrations"
-    shutil.copytree(MIGRATIONS, target, ignore=shutil.ignore_patterns("__pycache__"))
-    return target
-
-
-def add_revision(migrations: Path, rev: str, upgrade: list[str],
-                 downgrade: list[str] | None = None, extra: str = "") -> Path:
-    """A revision after the folder's head whose upgrade runs `upgrade` (SQL statements, or
-    Python lines starting with `py:`) in order."""
-    def body(lines: list[str] | None) -> str:
-        out = [line[3:].strip() if line.startswith("py:") else f"op.execute({line!r})"
-               for line in lines or []]
-        return "\n".join("    " + line for line in out or ["pass"])
-
-    path = migrations / "versions" / f"{rev}_fault_test.py"
-    down = load_chain(migrations).head
-    path.write_text(_REVISION.format(rev=rev, down=down, extra=extra, upgrade=body(upgrade),
-                                     downgrade=body(downgrade)))
-    return path
+from pgtest import (  # noqa: F401 - re-exported for the fault tests
+    MIGRATIONS,
+    REPO,
+    REPO_HEAD,
+    add_revision,
+    copy_migrations,
+)
 
 
 def migrator_env(url: str, migrations: Path | None = None, **extra: str) -> dict[str, str]:

@@ -4,7 +4,6 @@ database, a hot standby, and a transaction-pooling PgBouncer in front of the pri
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
 import subprocess
 import tempfile
@@ -39,25 +38,6 @@ def current_or_none(url: str) -> str | None:
     if not sql(url, "SELECT to_regclass('alembic_version')")[0][0]:
         return None
     return current(url)
-
-
-@pytest.fixture
-def standby(own_server: LocalPostgres) -> Iterator[LocalPostgres]:
-    """A hot standby of `own_server`, cloned with pg_basebackup -R (streaming replication)."""
-    base = Path(tempfile.mkdtemp(prefix="yomu-standby-"))
-    base.chmod(0o755)
-    replica = LocalPostgres(base / "data", free_port())
-    if os.geteuid() == 0:
-        entry = pwd.getpwnam(SERVER_USER)
-        os.chown(base, entry.pw_uid, entry.pw_gid)
-    replica._pg("pg_basebackup", "-h", "127.0.0.1", "-p", str(own_server.port), "-U",
-                "postgres", "-D", str(replica.datadir), "-R", "-X", "stream", "-c", "fast")
-    replica.start()
-    try:
-        yield replica
-    finally:
-        replica.stop(mode="immediate")
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_hot_standby_is_refused(standby: LocalPostgres,

@@ -6,6 +6,7 @@ import json
 import time
 from typing import Any
 
+import psycopg
 from pgtest import TEST_PASSWORD, run_migrator
 
 from migrator.chain import load_chain
@@ -72,3 +73,35 @@ def test_text_plan_is_the_only_thing_on_stdout(database_url: str) -> None:
     assert not any(line.startswith("{") for line in lines)  # the JSON logs went to stderr
     assert any("CREATE INDEX CONCURRENTLY" in line for line in lines)
     assert '"event": "run_finished"' in result.stderr
+
+
+def test_plan_of_a_legacy_database_shows_adoption_not_the_empty_database_ddl(
+        legacy_database_url: str) -> None:
+    with psycopg.connect(legacy_database_url, autocommit=True) as conn:
+        conn.execute("DROP INDEX users_email_idx")
+    doc = _plan(env={"DATABASE_URL": legacy_database_url})
+    first = doc["revisions"][0]
+    kinds = [s["kind"] for s in first["statements"]]
+    assert "CREATE TABLE" not in kinds  # the tables exist: nothing would create them
+    assert kinds.count("CREATE INDEX CONCURRENTLY") == 1  # only the missing index
+    assert any("adopting the existing tables users, bookmarks, sessions" in n
+               for n in first["notes"])
+    text = run_migrator("plan", env={"DATABASE_URL": legacy_database_url}).stdout
+    assert "note: adopting the existing tables" in text
+
+
+def test_plan_of_a_drifted_legacy_database_says_the_revision_will_be_refused(
+        legacy_database_url: str) -> None:
+    with psycopg.connect(legacy_database_url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE users ALTER COLUMN email TYPE text")
+    doc = _plan(env={"DATABASE_URL": legacy_database_url})
+    error = doc["revisions"][0]["error"]
+    assert error.startswith("will fail with exit 9 (drift)") and "users.email" in error
+
+
+def test_offline_plan_keeps_the_conditional_drop_a_note() -> None:
+    doc = _plan("--offline")
+    second = doc["revisions"][1]
+    assert second["statements"][0]["kind"] == "CREATE INDEX CONCURRENTLY"
+    assert not any(s["kind"].startswith("DROP INDEX") for s in second["statements"])
+    assert any("only if an earlier failed build left" in n for n in second["notes"])

@@ -137,6 +137,63 @@ def test_offline_sql_runs_on_an_empty_database(database_url: str) -> None:
     assert _current(database_url) == CHAIN.head
 
 
+def test_sql_for_a_legacy_database_is_what_adoption_will_run(legacy_database_url: str) -> None:
+    """Run by hand with psql, it adopts the legacy tables instead of failing on them."""
+    with psycopg.connect(legacy_database_url, autocommit=True) as conn:
+        conn.execute("DROP INDEX sessions_expires_at_idx")
+    result = run_migrator("upgrade", "--sql", env=_env(legacy_database_url))
+    assert result.returncode == 0, result.stderr
+    assert "CREATE TABLE users" not in result.stdout and "(at base)" in result.stdout
+    assert "adopting the existing tables" in result.stdout
+    psql = subprocess.run(
+        [str(bin_dir() / "psql"), "-v", "ON_ERROR_STOP=1", "-q", legacy_database_url],
+        input=result.stdout, capture_output=True, text=True, check=False,
+    )
+    assert psql.returncode == 0, psql.stderr
+    assert _current(legacy_database_url) == CHAIN.head
+    with psycopg.connect(legacy_database_url, autocommit=True) as conn:
+        assert schema.matches(schema.verify(conn, metadata))
+
+
+def test_sql_from_where_the_database_stands_and_nothing_at_head(database_url: str) -> None:
+    assert run_migrator("upgrade", "0001", env=_env(database_url)).returncode == 0
+    result = run_migrator("upgrade", "--sql", env=_env(database_url))
+    assert result.returncode == 0, result.stderr
+    assert "0001 -> 0002" in result.stdout and "CREATE TABLE" not in result.stdout
+    assert "INVALID" not in result.stdout  # it asked the database: no leftover to drop
+    assert run_migrator("upgrade", env=_env(database_url)).returncode == 0
+    again = run_migrator("upgrade", "--sql", env=_env(database_url))
+    assert again.returncode == 0 and "nothing to run" in again.stdout
+
+
+def test_sql_renders_the_guarded_drop_only_for_an_invalid_leftover(database_url: str) -> None:
+    assert run_migrator("upgrade", "0001", env=_env(database_url)).returncode == 0
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("CREATE INDEX sessions_user_id_expires_at_idx ON sessions (user_id, "
+                     "expires_at)")
+        conn.execute("UPDATE pg_index SET indisvalid = false WHERE indexrelid = "
+                     "'sessions_user_id_expires_at_idx'::regclass")
+    result = run_migrator("upgrade", "--sql", env=_env(database_url))
+    assert 'DROP INDEX CONCURRENTLY IF EXISTS "sessions_user_id_expires_at_idx";' in result.stdout
+    offline = run_migrator("upgrade", "--sql", "--offline", env=_env(database_url)).stdout
+    drops = [line for line in offline.splitlines() if "DROP INDEX" in line]
+    assert drops and all(line.startswith("/*") for line in drops)  # a note, never a statement
+
+
+@pytest.mark.parametrize("written", ["0002:0001", "0001:0001", ":0002", "0001:nope"])
+def test_bad_sql_ranges_are_errors(written: str) -> None:
+    result = run_migrator("upgrade", "--sql", written, "--json")
+    assert result.returncode in (2, 11), result.stdout + result.stderr
+    assert result.stdout.strip() and json.loads(result.stdout)["outcome"] == "failure"
+
+
+def test_status_of_a_legacy_database_says_it_is_not_adopted_yet(legacy_database_url: str) -> None:
+    result = run_migrator("status", "--json", env=_env(legacy_database_url))
+    report = json.loads(result.stdout)
+    assert report["legacy_tables"] == ["users", "sessions", "bookmarks"]
+    assert "base (empty)" not in report["message"] and "adopts it" in report["message"]
+
+
 @pytest.mark.parametrize(
     ("env", "code", "says"),
     [

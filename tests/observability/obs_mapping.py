@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
-from obs_tools import MAPPING, REPO
+from obs_tools import MAPPING
 
 # The exporter's own patterns (pkg/mapper/mapper.go).
 _STATSD_PART = r"[a-zA-Z_](-?[a-zA-Z0-9_])*"
@@ -159,22 +160,32 @@ def _check_mapping(
         raise MappingError(f"{where}: {mapping['name']} redefined with another type/help/labels")
 
 
-def render_chart(
-    environment: str = "prod", release: str = "yomu", values: dict[str, Any] | None = None
-) -> list[dict[str, Any]]:
-    """The chart's objects with monitoring on, as `helm template` would print them."""
-    import helm_python  # imported here: loading the Helm library takes a moment
+# The release rules_test.yaml and the other alert tests are written for.
+RELEASE = "yomu"
+ENVIRONMENT = "prod"
 
-    rendered = helm_python.Chart.load(str(REPO / "chart")).render(
-        {"environment": environment, "monitoring": {"enabled": True}, **(values or {})},
-        name=release, namespace=f"{release}-{environment}", is_install=True,
+
+def namespace_of(environment: str, release: str = RELEASE) -> str:
+    return f"{release}-{environment}"
+
+
+def render_chart(
+    environment: str = ENVIRONMENT, release: str = RELEASE, values: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The chart's objects with monitoring on, as `helm upgrade` renders them for a cluster
+    with the Prometheus Operator, in namespace <release>-<environment>."""
+    from chart_render import merge, render_manifests  # tests/chart, via conftest
+
+    rendered = render_manifests(
+        merge({"environment": environment, "monitoring": {"enabled": True}}, values or {}),
+        name=release, namespace=namespace_of(environment, release),
     )
     manifests = (text for path, text in rendered.items() if path.endswith(".yaml"))
     return [doc for text in manifests for doc in yaml.safe_load_all(text) if doc]
 
 
 def render(
-    environment: str = "prod", release: str = "yomu", values: dict[str, Any] | None = None
+    environment: str = ENVIRONMENT, release: str = RELEASE, values: dict[str, Any] | None = None
 ) -> str:
     """The mapping exactly as the chart hands it to statsd_exporter (its ConfigMap)."""
     (mapping,) = (
@@ -183,3 +194,21 @@ def render(
         if obj["kind"] == "ConfigMap" and MAPPING.name in obj.get("data", {})
     )
     return str(mapping)
+
+
+def rules(
+    environment: str = ENVIRONMENT, release: str = RELEASE, values: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The rule groups of the PrometheusRule exactly as the chart renders it for a release."""
+    (rule,) = (obj for obj in render_chart(environment, release, values)
+               if obj["kind"] == "PrometheusRule")
+    spec: dict[str, Any] = rule["spec"]
+    return spec
+
+
+def write_rules(directory: Path, environment: str = ENVIRONMENT, release: str = RELEASE,
+                values: dict[str, Any] | None = None) -> Path:
+    """The rendered rules as a Prometheus rules file (`rules.yaml`) for promtool."""
+    path = directory / "rules.yaml"
+    path.write_text(yaml.safe_dump(rules(environment, release, values), sort_keys=False))
+    return path

@@ -10,7 +10,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-RULES = REPO / "chart" / "files" / "prometheus-rules.yaml"
+# The rules' source: a template with ${...} placeholders, tested as the chart renders it.
+RULES_SOURCE = REPO / "chart" / "files" / "prometheus-rules.yaml"
 MAPPING = REPO / "chart" / "files" / "statsd-mapping.yaml"
 RULES_TEST = HERE / "rules_test.yaml"
 OBSERVABILITY_DOC = REPO / "docs" / "observability.md"

@@ -1,29 +1,46 @@
-"""The alert rules load in Prometheus and behave as rules_test.yaml says (real promtool)."""
+"""The alert rules load in Prometheus and behave as rules_test.yaml says (real promtool).
+
+Every check runs on the rules exactly as the chart renders them into its PrometheusRule
+(release `yomu` in namespace `yomu-prod`, environment prod): the per-release values (the
+Job's identity, the deadline) are part of what is tested.
+"""
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
-from obs_mapping import render_chart
-from obs_tools import RULES, RULES_TEST, TROUBLESHOOTING_DOC, require, run
+from obs_mapping import rules, write_rules
+from obs_tools import RULES_SOURCE, RULES_TEST, TROUBLESHOOTING_DOC, require, run
 
 
-def _alerts() -> list[dict[str, Any]]:
-    groups = yaml.safe_load(RULES.read_text())["groups"]
-    return [rule for group in groups for rule in group["rules"] if "alert" in rule]
+def _alerts(groups: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    spec = groups or rules()
+    return [rule for group in spec["groups"] for rule in group["rules"] if "alert" in rule]
 
 
-def test_rules_file_passes_promtool_check() -> None:
-    result = run([require("promtool", "prometheus"), "check", "rules", str(RULES)])
+@pytest.fixture(scope="module")
+def rendered_rules(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_rules(tmp_path_factory.mktemp("rules"))
+
+
+def test_rendered_rules_pass_promtool_check(rendered_rules: Path) -> None:
+    result = run([require("promtool", "prometheus"), "check", "rules", str(rendered_rules)])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 
 
-def test_alert_unit_tests_pass() -> None:
+def test_alert_unit_tests_pass(rendered_rules: Path) -> None:
+    """rules_test.yaml next to the rendered rules.yaml it names."""
+    shutil.copy(RULES_TEST, rendered_rules.parent / RULES_TEST.name)
+    assert yaml.safe_load(RULES_TEST.read_text())["rule_files"] == [rendered_rules.name]
     promtool = require("promtool", "prometheus")
-    result = run([promtool, "test", "rules", RULES_TEST.name], cwd=RULES_TEST.parent)
+    result = run([promtool, "test", "rules", RULES_TEST.name], cwd=rendered_rules.parent)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -40,9 +57,11 @@ def test_every_alert_is_tested_firing_and_silent() -> None:
     assert names <= silent, f"never seen silent: {names - silent}"
 
 
-def test_alerts_have_severity_summary_and_runbook() -> None:
+def test_alerts_have_severity_summary_runbook_and_routing_labels() -> None:
     for rule in _alerts():
         assert rule["labels"]["severity"] in {"critical", "warning"}, rule["alert"]
+        # Static, so an alert routes even when no yomu_migrate series carried them.
+        assert (rule["labels"]["environment"], rule["labels"]["release"]) == ("prod", "yomu")
         annotations = rule["annotations"]
         assert annotations["summary"] and annotations["description"], rule["alert"]
         assert annotations["runbook_url"] == (
@@ -71,7 +90,44 @@ def test_only_failures_and_stuck_runs_are_critical() -> None:
     }
 
 
-def test_chart_embeds_exactly_these_rules() -> None:
-    """The PrometheusRule in the cluster holds the rules promtool tested, unchanged."""
-    (rule,) = (obj for obj in render_chart() if obj["kind"] == "PrometheusRule")
-    assert rule["spec"] == yaml.safe_load(RULES.read_text())
+_SELECTOR = re.compile(r"\b((?:kube|yomu|namespace_job_name)[\w:]*)\{([^}]*)\}")
+
+
+def test_every_selector_is_scoped_to_this_releases_job() -> None:
+    """No name pattern, no unscoped series: another release's or another team's Job (a
+    `payments-migrations` anywhere in the cluster) can never fire these alerts."""
+    spec = rules(environment="staging", release="blue", values={"fullnameOverride": ""})
+    exprs = [rule["expr"] for group in spec["groups"] for rule in group["rules"]]
+    selectors = [m for expr in exprs for m in _SELECTOR.findall(expr)]
+    assert len(selectors) >= 15
+    for name, matchers in selectors:
+        assert 'namespace="blue-staging"' in matchers, name
+        assert 'job_name="blue-migrations"' in matchers, name
+        assert "=~" not in matchers, name
+    bare = re.findall(r"\b(?:kube_job|yomu_migrate)_\w+(?![\w{:])", " ".join(exprs))
+    assert bare == [], f"series read without a selector: {bare}"
+
+
+def test_stuck_waits_for_the_jobs_own_deadline() -> None:
+    """`for` = activeDeadlineSeconds + terminationGracePeriodSeconds + 60 s of scraping."""
+    def stuck(values: dict[str, Any] | None = None) -> dict[str, Any]:
+        (rule,) = (r for r in _alerts(rules(values=values)) if r["alert"] == "MigrationStuck")
+        return rule
+
+    assert stuck()["for"] == "330s"
+    longer = stuck({"migrations": {"activeDeadlineSeconds": 600, "helmTimeoutSeconds": 900,
+                                   "terminationGracePeriodSeconds": 60}})
+    assert longer["for"] == "720s"
+    assert "600 s" in longer["annotations"]["description"]
+
+
+def test_prometheus_templates_reach_prometheus_untouched() -> None:
+    """No `tpl`: the alerts' {{ $labels }} are Prometheus' own, and every placeholder of the
+    source was replaced."""
+    source = RULES_SOURCE.read_text()
+    rendered = json.dumps(rules())
+    assert source.count("{{ $labels.environment }}") == rendered.count(
+        "{{ $labels.environment }}") > 0
+    assert "${" not in rendered
+    assert set(re.findall(r"\$\{(\w+)\}", source)) == {
+        "namespace", "job_name", "environment", "release", "stuck_for", "deadline", "grace"}

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from obs_mapping import Mapper, MappingError, Sample, load, render
+from obs_mapping import Mapper, MappingError, Sample, load, render, rules
 from obs_promtool import firing
-from obs_tools import RULES
 
-COMMON = {"environment": "prod", "release": "yomu", "job_name": "yomu-migrations"}
+COMMON = {"environment": "prod", "release": "yomu", "namespace": "yomu-prod",
+          "job_name": "yomu-migrations"}
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +79,8 @@ def test_validation_refuses_what_the_exporter_would(
         ("yomu_migrate.last_run.timestamp:1700000000|g",
          "yomu_migrate_last_run_timestamp_seconds", "gauge", {}, 1.7e9),
         ("yomu_migrate.in_progress:1|g", "yomu_migrate_in_progress", "gauge", {}, 1.0),
+        ("yomu_migrate.run.started_timestamp:1700000000|g",
+         "yomu_migrate_run_started_timestamp_seconds", "gauge", {}, 1.7e9),
     ],
 )
 def test_contract_metrics_map_to_labelled_prometheus_series(
@@ -119,22 +121,19 @@ def test_rules_read_only_series_and_labels_the_mapping_yields(rendered: str) -> 
         exposed.update(names)
         for n in names:
             labels.setdefault(n, set()).update(mapping["labels"])
-    exprs = " ".join(
-        rule["expr"] for group in yaml.safe_load(RULES.read_text())["groups"]
-        for rule in group["rules"]
-    )
+    exprs = " ".join(rule["expr"] for group in rules()["groups"] for rule in group["rules"])
     used = set(re.findall(r"(?<![:\w])yomu_migrate_[a-z_]+(?![:\w])", exprs))
     assert used, "the rules read no yomu_migrate series"
     assert used <= exposed, f"rules read series the mapping never exposes: {used - exposed}"
     for name in used:
-        assert {"environment", "release", "job_name"} <= labels[name]
+        assert {"environment", "release", "namespace", "job_name"} <= labels[name]
 
 
 def _firing(tmp_path: Path, lines: list[str], environment: str) -> set[tuple[str, ...]]:
     mapper = load(render(environment=environment, release="yomu"))
     samples = [s for s in map(mapper.map, lines) if s is not None]
     assert len(samples) == len(lines), "every line of a run is mapped"
-    return firing(samples, tmp_path, namespace=f"yomu-{environment}")
+    return firing(samples, tmp_path, environment=environment)
 
 
 def _run_lines(seconds: int, outcome: str) -> list[str]:
@@ -143,6 +142,8 @@ def _run_lines(seconds: int, outcome: str) -> list[str]:
         f"yomu_migrate.run.{outcome}"
     )
     return [
+        "yomu_migrate.run.started_timestamp:0|g",
+        "yomu_migrate.in_progress:1|g",
         "yomu_migrate.in_progress:0|g",
         f"yomu_migrate.run.duration:{seconds * 1000}.000000|ms",
         f"{counter}:1|c",

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import psycopg
 import pytest
 from obs_mapping import Mapper, load, render
 from obs_promtool import firing
+from obs_statsd import Packet, StatsdListener
 from pgtest import REPO, TEST_PASSWORD, run_migrator
 
 from migrator.chain import load_chain
@@ -34,42 +34,6 @@ LOG_KEYS = {
     "version", "message",
 }
 HEAD = len(load_chain(REPO / "migrations").revisions)
-
-
-@dataclass(frozen=True)
-class Packet:
-    name: str
-    value: float
-    type: str
-    line: str
-
-
-class StatsdListener:
-    """A StatsD server reduced to what a test needs: keep every line that arrives."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port: int = self.sock.getsockname()[1]
-        self.packets: list[Packet] = []
-
-    def drain(self, quiet_s: float = 0.3, limit_s: float = 5.0) -> list[Packet]:
-        """Everything received until the line has been quiet for `quiet_s`."""
-        self.sock.settimeout(quiet_s)
-        deadline = time.monotonic() + limit_s
-        while time.monotonic() < deadline:
-            try:
-                data = self.sock.recv(65535)
-            except TimeoutError:
-                break
-            for line in data.decode().splitlines():
-                name, _, rest = line.partition(":")
-                value, _, kind = rest.partition("|")
-                self.packets.append(Packet(name, float(value), kind, line))
-        return self.packets
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture
@@ -119,7 +83,11 @@ def _check_run_packets(
 ) -> dict[str, list[Packet]]:
     """The packets every run ends with, whatever its outcome."""
     by_name = _by_name(packets)
-    assert packets[0].line == "yomu_migrate.in_progress:1|g", "in_progress=1 comes first"
+    # The start time first, then in_progress=1: the alert on a run still going pairs them.
+    start, running = packets[0], packets[1]
+    assert (start.name, start.type) == ("yomu_migrate.run.started_timestamp", "g")
+    assert int(started) <= start.value <= ended and start.value == int(start.value)
+    assert running.line == "yomu_migrate.in_progress:1|g", "in_progress=1 comes next"
     assert packets[-1].line == "yomu_migrate.in_progress:0|g", "in_progress=0 comes last"
     assert [p.line for p in by_name[f"yomu_migrate.run.{outcome}"]] == [
         f"yomu_migrate.run.{outcome}:1|c"
