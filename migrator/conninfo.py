@@ -391,7 +391,8 @@ def _libpq_refuses(params: Mapping[str, str]) -> str | None:
     """libpq's own verdict on the options, from a connection attempt to a socket folder that
     does not exist: it checks every option first, and fails at once without a network."""
     hosts = max(len(_split(params.get("host", ""))), len(_split(params.get("hostaddr", ""))), 1)
-    probe = {k: v for k, v in params.items() if k not in ("hostaddr", "gssencmode", "service")}
+    skip = {"hostaddr", "gssencmode", "service", *secret_keywords()}  # not checked, or secret
+    probe = {k: v for k, v in params.items() if k not in skip}
     probe.update(host=",".join([_PROBE_DIR] * hosts), connect_timeout="1")
     conn = pq.PGconn.connect_start(make_conninfo("", **probe).encode())
     try:

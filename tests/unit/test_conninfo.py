@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from migrator import conninfo
 from migrator.config import load_settings
@@ -156,3 +159,43 @@ def test_the_url_not_used_is_still_a_secret() -> None:
     load_settings(env={"DATABASE_URL": "postgresql://app:Offline-Secret@db/yomu"},
                   need_database=False)
     assert redact("Offline-Secret") == "***"
+
+
+PASSWORDS = st.one_of(
+    st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"),
+            min_size=4, max_size=24),
+    st.text(st.sampled_from("@/%: ?#&=,'\\\"[]+~é€\n\tAbc1*"), min_size=4, max_size=16),
+)
+# One password per way libpq reads a raw URI: plain, ambiguous, unreadable, decoded.
+OTHERS = ("JqvXkzWyHb", "Jqv@Xkz/Wy", "Jqv Xkz%Wy", "Jqv%41Xkz")
+
+
+def _url(password: str, form: str) -> str:
+    if form == "kv":
+        quoted = password.replace("\\", "\\\\").replace("'", "\\'")
+        return f"host=db port=5432 dbname=yomu user=app password='{quoted}'"
+    secret = quote(password, safe="") if form == "uri_encoded" else password
+    return f"postgresql://app:{secret}@db:5432/yomu"
+
+
+def _said(url: str) -> str:
+    """Everything parse() lets out: the error, or the description and display."""
+    conninfo._secrets.clear()
+    conninfo._scrubber = None
+    try:
+        info = parse(url)
+    except ConfigError as error:
+        return redact(f"{error.message}\n{error.next_step}")
+    return redact(f"{info.describe()}\n{info.display()}")
+
+
+@settings(max_examples=300, deadline=None)
+@given(password=PASSWORDS, form=st.sampled_from(["uri_encoded", "uri_raw", "kv"]))
+def test_parse_never_lets_out_a_piece_of_any_password(password: str, form: str) -> None:
+    """In-process, many more passwords than the end-to-end property test can afford: parse
+    raises only ConfigError, and says nothing with a 4-character piece of the password that
+    it does not also say for other passwords."""
+    said = _said(_url(password, form))
+    ordinary = "\n".join(_said(_url(other, form)) for other in OTHERS)
+    pieces = {password[i:i + 4] for i in range(len(password) - 3)}
+    assert not [p for p in pieces if p in said and p not in ordinary], said
