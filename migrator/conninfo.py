@@ -227,14 +227,17 @@ def parse(raw: str, source: str = "DATABASE_URL") -> ConnInfo:
     try:
         params = conninfo_to_dict(text)
     except (psycopg.Error, ValueError):  # its message quotes the text: never shown
-        raise ConfigError(
-            f"{source} is not a connection string libpq can read (nothing of it is shown, "
-            "it may hold the password)", f"{ENCODE if scheme else QUOTE_KV}; {EXAMPLE}",
-        ) from None
+        raise _unreadable(source, uri=bool(scheme)) from None
     info = ConnInfo({k: str(v) for k, v in params.items()}, uri=bool(scheme))
     remember(*(v for k, v in info.params.items() if k in secret_keywords()))
     _check_params(info, source)
     return info
+
+
+def _unreadable(source: str, uri: bool) -> ConfigError:
+    return ConfigError(f"{source} is not a connection string libpq can read (nothing of it is "
+                       "shown, it may hold the password)",
+                       f"{ENCODE if uri else QUOTE_KV}; {EXAMPLE}")
 
 
 def _split_uri(text: str) -> tuple[str, str]:
@@ -261,8 +264,12 @@ def _check_uri(text: str, source: str) -> None:
     """Refuse a URI that libpq would split inside the password, naming nothing of it.
 
     Any `@` after the user info means a password (or user) holds an unencoded `@` or `/`:
-    pieces of it would become the host, the port or the database.
+    pieces of it would become the host, the port or the database. A space is an error
+    inside a part, and silently dropped at its ends: a password `secret ` would become
+    `secret`, and fail as a wrong password.
     """
+    if " " in text:  # libpq refuses a space inside a part, and drops one at either end of it
+        raise _unreadable(source, uri=True)
     _, after = _split_uri(text)
     if "@" in after:
         raise ConfigError(

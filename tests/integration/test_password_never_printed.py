@@ -3,7 +3,7 @@ key=value form), no piece of it is ever printed, by any verb, in any output form
 
 The oracle: a 4-character piece of the password may appear in a run's output only if the
 same run with a different, disjoint password printed it too (then it is ordinary text, like
-`data` in `database`). Digits are compared as `0` on both sides (durations, ports and pids
+`data` in `database`). Numbers are compared as `0` on both sides (durations, ports and pids
 differ between runs), and the two per-run random fields (`run_id`, `timestamp`) are left out.
 The baseline is chosen to take the same path as the password under test: in a raw URI, an
 `@` or `/` is refused as ambiguous, a space or a stray `%` is unreadable, a valid `%XX`
@@ -93,7 +93,8 @@ def grams(text: str) -> set[str]:
 
 
 def _norm(text: str) -> str:
-    return re.sub(r"\d", "0", text)
+    """Every number as `0`: durations, ports and pids differ from run to run."""
+    return re.sub(r"\d+", "0", text)
 
 
 def _strings(value: Any) -> Iterator[str]:
@@ -151,8 +152,17 @@ class Lab:
 
     def run(self, verb: str, fmt: str, form: str, scenario: str,
             password: str) -> subprocess.CompletedProcess[str]:
-        if verb == "downgrade":
+        """One CLI run; the database is at head before and after it."""
+        if verb != "downgrade":
+            return self._run(verb, fmt, form, scenario, password)
+        self.fresh_database()
+        try:
+            return self._run(verb, fmt, form, scenario, password)
+        finally:
             self.fresh_database()
+
+    def _run(self, verb: str, fmt: str, form: str, scenario: str,
+             password: str) -> subprocess.CompletedProcess[str]:
         self.set_password(password if scenario == "success" else OTHER)
         port = free_port() if scenario == "unreachable" else self.server.port
         args = [*VERBS[verb], *(["--json"] if fmt == "--json" else [])]

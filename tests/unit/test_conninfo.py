@@ -80,7 +80,7 @@ def test_display_shows_the_parsed_string_without_secrets(url: str, shown: str) -
 @pytest.mark.parametrize(
     "password",
     ["Qxzv@Kjwy9", "Qxzv/Kjwy9", "Qxzv%Kjwy9", "Qxzv Kjwy9", "Qx%FFzvKj", "Q@xz/vK j%wy9",
-     "Qx/zv:Kj?w=@y9"],
+     "Qx/zv:Kj?w=@y9", "QxzvKjwy9 ", " QxzvKjwy9"],
 )
 def test_unencoded_passwords_are_refused_without_showing_any_of_them(password: str) -> None:
     with pytest.raises(ConfigError) as caught:
