@@ -139,6 +139,9 @@ class ConnInfo:
     params: Mapping[str, str]
     uri: bool  # written as a URI: shown as one
 
+    def __repr__(self) -> str:  # a debugger, a log of locals: never the secrets
+        return f"ConnInfo({self.display()!r})"
+
     def connect_params(self) -> dict[str, str]:
         """Keyword arguments for psycopg.connect: no second parse of the original text."""
         return dict(self.params)

@@ -72,6 +72,7 @@ def test_the_parsed_form_is_what_psycopg_gets() -> None:
 )
 def test_display_shows_the_parsed_string_without_secrets(url: str, shown: str) -> None:
     assert parse(url).display() == shown
+    assert "hunter" not in repr(parse(url))
     assert "hunter" not in redact(f"{url} and again: {url}")
 
 
