@@ -58,13 +58,18 @@ clean: local-db-stop ## remove the virtualenv and local data
 # ---- Container image (delivery engineer) -------------------------------------------------------
 # buildah builds without a Docker daemon: vfs storage and chroot isolation work as root anywhere.
 # No registry is needed: `base-image` makes the Debian bookworm + Python 3.11 base with
-# debootstrap from Debian's mirror, and `image` passes it to migrator/Dockerfile as BASE_IMAGE
-# (whose default, the digest-pinned python:3.11-slim, is what `docker build` uses elsewhere).
+# debootstrap from the Debian archive this machine's apt uses, and `image` passes it to
+# migrator/Dockerfile as BASE_IMAGE (whose default, the digest-pinned python:3.11-slim, is what
+# `docker build` uses elsewhere).
 , := ,
 BUILDAH := STORAGE_DRIVER=vfs BUILDAH_ISOLATION=chroot buildah
-BASE_IMAGE_LOCAL ?= localhost/yomu-migrate-base:bookworm
-BASE_ROOTFS := .local/base/bookworm-rootfs.tar
-DEBIAN_MIRROR ?= http://deb.debian.org/debian
+DEBIAN_SUITE := bookworm
+BASE_IMAGE_LOCAL ?= localhost/yomu-migrate-base:$(DEBIAN_SUITE)
+BASE_ROOTFS := .local/base/$(DEBIAN_SUITE)-rootfs.tar
+# The mirror is this machine's (its apt sources; the repository names none); override with
+# DEBIAN_MIRROR=http://<mirror>/debian, or read another apt configuration with APT_DIR.
+APT_DIR ?= /etc/apt
+DEBIAN_MIRROR ?= $(shell $(PYTHON) tools/debian_mirror.py $(DEBIAN_SUITE) $(APT_DIR))
 IMAGE ?= localhost/yomu-migrate:dev
 IMAGE_VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 IMAGE_REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
@@ -78,9 +83,10 @@ base-image: tools ## local base image (Debian bookworm + Python 3.11) from deboo
 	  echo "$(BASE_IMAGE_LOCAL) is there"; exit 0; \
 	fi; \
 	if [ ! -s $(BASE_ROOTFS) ]; then \
+	  mirror="$(DEBIAN_MIRROR)"; [ -n "$$mirror" ] || exit 1; \
 	  root=.local/base/rootfs; rm -rf $$root; mkdir -p .local/base; \
 	  debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
-	    bookworm $$root $(DEBIAN_MIRROR) >.local/base/debootstrap.log 2>&1 \
+	    $(DEBIAN_SUITE) $$root "$$mirror" >.local/base/debootstrap.log 2>&1 \
 	    || { tail -20 .local/base/debootstrap.log; exit 1; }; \
 	  rm -rf $$root/var/lib/apt/lists/* $$root/var/cache/apt/*.bin $$root/var/cache/apt/archives/*.deb \
 	    $$root/var/log/* $$root/usr/share/doc/* $$root/usr/share/man/* $$root/usr/share/info/*; \

@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from migrator import __version__, db
-from migrator.config import ENV_NAMES, Settings, load_settings, redact
+from migrator.config import ENV_NAMES, Settings, load_settings
+from migrator.conninfo import redact
 from migrator.errors import ConfigError, Interrupted, MigratorError, exit_code_table
-from migrator.logs import event, setup
+from migrator.logs import event, guard_output, setup
 
 if TYPE_CHECKING:
     from migrator.metrics import Metrics
@@ -124,9 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
 def entrypoint() -> None:
     """The `migrator` command: run, flush, and leave without tearing the interpreter down.
 
+    Everything it prints goes through `guard_output` (no secret, no death by a closed pipe).
     A run that imported Alembic and SQLAlchemy spends ~80 ms at exit freeing their modules,
     which is pure waiting for the deploy; everything that matters is flushed first.
     """
+    guard_output()
     code = main()
     logging.shutdown()
     sys.stdout.flush()
@@ -141,8 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = _load(args)
         log_format = settings.log_format
-    except ConfigError as error:
-        setup(log_format or "auto", run_id, stream=_log_stream(args))
+    except ConfigError as error:  # the format asked for, even when another setting is bad
+        log_format = log_format or os.environ.get("MIGRATOR_LOG_FORMAT") or "auto"
+        setup(log_format, run_id, stream=_log_stream(args))
         return _fail(error, args, None, time.monotonic())
     setup(log_format, run_id, stream=_log_stream(args))
     signal.signal(signal.SIGTERM, _on_signal)

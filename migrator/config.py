@@ -8,12 +8,13 @@ configuration error before anything touches the database.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
+from migrator import conninfo
+from migrator.conninfo import ConnInfo
+from migrator.conninfo import redact as redact  # re-exported: the one function that scrubs
 from migrator.errors import ConfigError
 
 # The setting name in the environment for each Settings field that can be set that way.
@@ -35,6 +36,7 @@ ENV_NAMES: dict[str, str] = {
 }
 
 LOG_FORMATS = ("auto", "json", "text")
+URL_NAMES = ("MIGRATION_DATABASE_URL", "DATABASE_URL")  # the first one set wins
 
 
 def default_migrations_dir() -> Path:
@@ -44,7 +46,7 @@ def default_migrations_dir() -> Path:
 
 @dataclass(frozen=True)
 class Settings:
-    database_url: str = field(repr=False)
+    database_url: str = field(repr=False)  # as given; connect with `conninfo`
     lock_wait_s: float = 60.0
     lock_timeout_ms: int = 100
     lock_timeout_cap_ms: int = 250
@@ -60,10 +62,13 @@ class Settings:
     statsd_prefix: str = "yomu_migrate"
     # The API's database role(s): each run grants them what the API needs (migrator/grants.py).
     app_roles: tuple[str, ...] = ()
+    # The URL as libpq parsed it (None when the verb needs no database).
+    conninfo: ConnInfo | None = field(default=None, repr=False, compare=False)
 
     @property
     def redacted_url(self) -> str:
-        return redact(self.database_url)
+        """The connection string as libpq understood it, without its secrets."""
+        return self.conninfo.display() if self.conninfo else ""
 
     def public(self) -> dict[str, object]:
         """Every setting, safe to log: the URL without its password."""
@@ -88,45 +93,20 @@ def parse_roles(name: str, raw: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(roles))
 
 
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
-_KV_PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
+def database_url_from(env: Mapping[str, str]) -> tuple[str, ConnInfo]:
+    """MIGRATION_DATABASE_URL (an owner role) wins over DATABASE_URL (the app's).
 
-
-def redact(text: str) -> str:
-    """`text` with every password in a URL or a `password=` pair replaced."""
-    return _KV_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", text))
-
-
-def validate_url(url: str, source: str) -> str:
-    """A postgresql:// URL with a host and a database, or a ConfigError naming `source`."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError as exc:
-        raise ConfigError(f"{source} is malformed ({exc}): {redact(url)}") from None
-    if parts.scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
+    Both are read: the one not used still holds a password this process must never print.
+    """
+    names = [name for name in URL_NAMES if env.get(name)]
+    if not names:
         raise ConfigError(
-            f"{source} must start with postgresql:// (got scheme {parts.scheme!r})",
-            "use a URL like postgresql://user:password@host:5432/yomu",
+            "no database to migrate: DATABASE_URL is not set",
+            "set DATABASE_URL (or MIGRATION_DATABASE_URL) to postgresql://user:password@host/db, "
+            "or run `make migrate` for a local database",
         )
-    if not parts.hostname or not parts.path.strip("/"):
-        raise ConfigError(
-            f"{source} needs a host and a database name: {redact(url)}",
-            "use a URL like postgresql://user:password@host:5432/yomu",
-        )
-    return url
-
-
-def database_url_from(env: Mapping[str, str]) -> str:
-    """MIGRATION_DATABASE_URL (an owner role) wins over DATABASE_URL (the app's)."""
-    for name in ("MIGRATION_DATABASE_URL", "DATABASE_URL"):
-        if env.get(name):
-            return validate_url(env[name], name)
-    raise ConfigError(
-        "no database to migrate: DATABASE_URL is not set",
-        "set DATABASE_URL (or MIGRATION_DATABASE_URL) to postgresql://user:password@host/db, "
-        "or run `make migrate` for a local database",
-    )
+    conninfo.parse_quietly(env[name] for name in names[1:])
+    return env[names[0]], conninfo.parse(env[names[0]], names[0])
 
 
 def _convert(name: str, raw: str, kind: type) -> object:
@@ -148,8 +128,12 @@ def load_settings(
 ) -> Settings:
     """Settings from the environment, then from flags (`overrides`, None = not given)."""
     env = os.environ if env is None else env
-    url = database_url_from(env) if need_database else ""
-    values: dict[str, object] = {"database_url": url}
+    conninfo.remember_environment(env)
+    values: dict[str, object] = {"database_url": ""}
+    if need_database:
+        values["database_url"], values["conninfo"] = database_url_from(env)
+    else:  # not used, but in the environment: its secrets are still not to be printed
+        conninfo.parse_quietly(env[name] for name in URL_NAMES if env.get(name))
     types = {name: f.type for name, f in Settings.__dataclass_fields__.items()}
     for name, env_name in ENV_NAMES.items():
         kind = {"int": int, "float": float, "Path": Path,

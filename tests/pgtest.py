@@ -53,8 +53,13 @@ def json_lines(stdout: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in stdout.splitlines() if line.strip()]
 
 
+def records(result: subprocess.CompletedProcess[str]) -> list[dict[str, object]]:
+    """The log records of a run: stdout's lines, then stderr's (errors go there), all JSON."""
+    return json_lines(result.stdout) + json_lines(result.stderr)
+
+
 def events(result: subprocess.CompletedProcess[str]) -> list[str]:
-    return [str(line["event"]) for line in json_lines(result.stdout)]
+    return [str(line["event"]) for line in records(result)]
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,11 @@ def migrator_env(url: str, migrations: Path | None = None, **extra: str) -> dict
     return env
 
 
+def _records(out: list[str], err: list[str]) -> list[dict[str, Any]]:
+    return ([json.loads(line) for line in out if line.strip()]
+            + [json.loads(line) for line in err if line.startswith("{")])
+
+
 class Migrator:
     """A `migrator` child process whose JSON log lines are read as they come."""
 
@@ -70,9 +75,10 @@ class Migrator:
         return self.proc.pid
 
     def records(self) -> list[dict[str, Any]]:
-        """Every stdout line as JSON: a line that is not JSON fails the test."""
+        """Every stdout line as JSON (a line that is not JSON fails the test), then the JSON
+        lines of stderr, where errors (run_failed, internal_error) go."""
         with self._seen:
-            return [json.loads(line) for line in self.lines if line.strip()]
+            return _records(self.lines, self.errors)
 
     def events(self) -> list[str]:
         return [str(r.get("event")) for r in self.records()]
@@ -87,8 +93,7 @@ class Migrator:
         deadline = time.monotonic() + timeout
         with self._seen:
             while True:
-                for line in self.lines:
-                    record = json.loads(line)
+                for record in _records(self.lines, self.errors):
                     if record.get("event") == name:
                         return dict(record)
                 left = deadline - time.monotonic()

@@ -1,13 +1,16 @@
-"""The database misbehaves: restarted mid-run, not up yet, never up, wrong password."""
+"""The database misbehaves: restarted mid-run, not up yet, never up, wrong password; and
+failures that will not get better (TLS refused, a bad parameter) are not retried."""
 
 from __future__ import annotations
 
+import select
 import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
+import pytest
 from faultkit import (
     PAUSE,
     REPO_HEAD,
@@ -153,3 +156,39 @@ def test_server_that_never_answers_is_abandoned_at_the_deadline(
         assert runner.wait(30) == 4, runner.output
     assert 3 <= runner.seconds < 3 + 1.5, f"took {runner.seconds:.2f}s"
     _one_line_failure(runner, 4)
+
+
+def test_tls_the_server_does_not_offer_fails_at_once_naming_the_effective_host(
+        own_server: LocalPostgres, spawn: Callable[..., Migrator]) -> None:
+    """sslmode=require against a server without TLS will not get better: exit 3, at once,
+    naming where libpq connected (the ?host= that overrode the URL's host)."""
+    url = (f"postgresql://postgres:Pw-Not-Shown@db.invalid:5432/postgres?host=127.0.0.1"
+           f"&port={own_server.port}&sslmode=require")
+    runner = spawn("upgrade", "--connect-timeout", "30", env=migrator_env(url))
+    assert runner.wait(30) == 3, runner.output
+    assert runner.seconds < 3, "a permanent error must not be retried"
+    message = _one_line_failure(runner, 3)
+    assert f"cannot connect to 127.0.0.1:{own_server.port}/postgres" in message
+    assert "TLS" in message and "db.invalid" not in runner.output
+    assert "sslmode" in runner.event("run_failed")["next_step"]
+    assert "connect_retry" not in runner.events() and "Pw-Not-Shown" not in runner.output
+
+
+@pytest.mark.parametrize(("query", "says"), [
+    ("sslmode=bogus", "sslmode must be one of"),
+    ("bogus=1", "unknown parameter 'bogus'"),
+    ("target_session_attrs=writable", "target_session_attrs must be one of"),
+    ("keepalives=on", "keepalives must be a whole number"),
+])
+def test_a_parameter_libpq_refuses_exits_3_without_connecting(
+        spawn: Callable[..., Migrator], query: str, says: str) -> None:
+    with socket.socket() as listener:  # would see any connection attempt
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        port = listener.getsockname()[1]
+        runner = spawn("upgrade", "--connect-timeout", "30", env=migrator_env(
+            f"postgresql://app:pw@127.0.0.1:{port}/yomu?{query}"))
+        assert runner.wait(30) == 3, runner.output
+        assert says in _one_line_failure(runner, 3)
+        assert select.select([listener], [], [], 0)[0] == [], "the migrator connected"
+    assert runner.seconds < 3

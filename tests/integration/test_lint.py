@@ -171,9 +171,9 @@ op.alter_column("bookmarks", "title", type_=sa.Text())
     result = run_migrator("lint", "--log-format", "text",
                           env={"MIGRATOR_MIGRATIONS_DIR": str(migrations)})
     assert result.returncode == LINT_EXIT
-    assert f"migrations/versions/{path.name}:" in result.stdout
-    assert "changing-column-type" in result.stdout
-    assert "ALTER TABLE bookmarks ALTER COLUMN title TYPE TEXT" in result.stdout
+    assert f"migrations/versions/{path.name}:" in result.stderr  # the failure, on stderr
+    assert "changing-column-type" in result.stderr
+    assert "ALTER TABLE bookmarks ALTER COLUMN title TYPE TEXT" in result.stderr
 
 
 def test_a_revision_that_cannot_render_offline_fails(migrations: Path) -> None:

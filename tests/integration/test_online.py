@@ -101,7 +101,7 @@ def test_failed_build_leaves_an_invalid_index_that_the_next_run_rebuilds(
 
     failed = run_migrator("upgrade", env=env)
     assert failed.returncode == 12, failed.stdout  # migration_failed
-    assert "could not create unique index" in failed.stdout
+    assert "could not create unique index" in failed.stderr  # run_failed is on stderr
     assert _valid(database_url, UNIQUE) is False  # the leftover of the failed build
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0002",)

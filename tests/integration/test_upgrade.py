@@ -199,7 +199,7 @@ def test_status_of_a_legacy_database_says_it_is_not_adopted_yet(legacy_database_
     [
         ({}, 3, "DATABASE_URL is not set"),
         ({"DATABASE_URL": "mysql://u:p@h/db"}, 3, "must start with postgresql://"),
-        ({"DATABASE_URL": f"postgresql://u:{TEST_PASSWORD}@:99999/db"}, 3, "malformed"),
+        ({"DATABASE_URL": f"postgresql://u:{TEST_PASSWORD}@h:99999/db"}, 3, "invalid port"),
         ({"DATABASE_URL": "postgresql://u@h/db", "MIGRATOR_LOCK_WAIT": "soon"}, 3,
          "MIGRATOR_LOCK_WAIT"),
     ],
@@ -207,7 +207,8 @@ def test_status_of_a_legacy_database_says_it_is_not_adopted_yet(legacy_database_
 def test_bad_configuration_is_one_clear_line(env: dict[str, str], code: int, says: str) -> None:
     result = run_migrator("upgrade", env=env)
     assert result.returncode == code
-    lines = json_lines(result.stdout)
+    assert result.stdout == ""  # errors go to stderr
+    lines = json_lines(result.stderr)
     assert [line["event"] for line in lines] == ["run_failed"]
     assert says in str(lines[0]["message"]) and lines[0]["next_step"]
     assert "Traceback" not in result.stdout + result.stderr
@@ -217,7 +218,7 @@ def test_bad_configuration_is_one_clear_line(env: dict[str, str], code: int, say
 def test_unknown_target_revision(database_url: str) -> None:
     result = run_migrator("upgrade", "9999", env=_env(database_url))
     assert result.returncode == 11
-    assert "unknown revision '9999'" in result.stdout
+    assert "unknown revision '9999'" in result.stderr
 
 
 def test_migration_database_url_wins(database_url: str) -> None:

@@ -54,7 +54,8 @@ def _env(database_url: str, statsd: StatsdListener, **extra: str) -> dict[str, s
 
 
 def _logs(stdout: str) -> list[dict[str, Any]]:
-    """Every stdout line is one JSON object with every key of the contract."""
+    """Every line (stdout's, and stderr's where errors go) is one JSON object with every
+    key of the contract."""
     records = []
     for line in stdout.splitlines():
         record = json.loads(line)
@@ -165,7 +166,7 @@ def test_failure_counts_its_kind_and_pages(
     assert sample is not None
     assert (sample.labels["outcome"], sample.labels["kind"]) == ("failure", "lock_wait")
     assert _alerts(statsd.packets, mapper, tmp_path) == FAILED_IN_PROD
-    records = _logs(result.stdout)
+    records = _logs(result.stdout + result.stderr)  # errors are on stderr, after the rest
     assert records[-1]["outcome"] == "failure.lock_wait" and records[-1]["level"] == "ERROR"
     _no_secret(result.stdout, result.stderr)
 
@@ -202,7 +203,7 @@ def test_sigterm_reports_interrupted_and_not_in_progress(
     by_name = _check_run_packets(statsd.drain(), mapper, "failure.interrupted", started, ended)
     assert "yomu_migrate.schema.version" not in by_name
     assert _alerts(statsd.packets, mapper, tmp_path) == FAILED_IN_PROD  # failed, not stuck
-    assert _logs("".join(lines) + rest)[-1]["outcome"] == "failure.interrupted"
+    assert _logs("".join(lines) + rest + stderr)[-1]["outcome"] == "failure.interrupted"
     _no_secret("".join(lines), rest, stderr)
 
 
