@@ -10,6 +10,7 @@ import base64
 import copy
 import functools
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,8 @@ import yaml
 from helm_python import _native
 
 REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "chart"
+# YOMU_CHART_DIR: render another copy of the chart (tests/mutation/chart_env.py's mutants).
+CHART = Path(os.environ.get("YOMU_CHART_DIR") or REPO / "chart")
 VALUES_DIR = REPO / "values"
 VALUES_FILES = sorted(VALUES_DIR.glob("*.yaml"))
 RELEASE = "yomu"

@@ -71,6 +71,16 @@ def test_init_container_waits_for_head_with_the_apps_dsn(each_env: Rendered) -> 
     assert init["securityContext"] == pod["containers"][0]["securityContext"]
 
 
+def test_init_container_connects_with_the_jobs_patience() -> None:
+    """A database that is restarting is waited for as long by the API's pods as by the Job."""
+    rendered = render({"migrations": {"settings": {"connectTimeoutSeconds": 7}}})
+    (init,) = rendered.api()["spec"]["template"]["spec"]["initContainers"]
+    env = {e["name"]: e.get("value") for e in init["env"]}
+    job = {e["name"]: e.get("value")
+           for e in rendered.job()["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MIGRATOR_CONNECT_TIMEOUT"] == job["MIGRATOR_CONNECT_TIMEOUT"] == "7"
+
+
 def test_init_container_can_be_turned_off() -> None:
     rendered = render({"api": {"waitForMigrations": {"enabled": False}}})
     pod = rendered.api()["spec"]["template"]["spec"]

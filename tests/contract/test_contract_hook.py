@@ -152,6 +152,20 @@ def test_prod_shape_reads_both_dsns_from_the_existing_secret(
     _assert_clean_output(init, _passwords(roles))
 
 
+def test_default_values_migrate_with_the_apps_dsn_from_the_existing_secret(
+        database_url: str) -> None:
+    """The chart's own defaults: one role, its DSN in the existing Secret `yomu-env`."""
+    rendered: Rendered = render({})
+    existing = rendered.values["secrets"]["existingSecret"]
+    assert not rendered.values["migrations"]["ownerSecret"]["key"]
+    secret = {existing: {"DATABASE_URL": database_url, **APP_SECRETS}}
+    job = run_container(job_container(rendered), rendered, existing_secrets=secret)
+    assert job.returncode == 0, job.stdout + job.stderr
+    assert _alembic_versions(database_url)
+    init = run_container(init_container(rendered), rendered, existing_secrets=secret, timeout=30)
+    assert init.returncode == 0, init.stdout + init.stderr
+
+
 def test_owner_dsn_is_what_the_job_migrates_with(dev_roles: Roles) -> None:
     """The Job gets only MIGRATION_DATABASE_URL; a wrong app DSN cannot matter to it."""
     values = _dev_values(dev_roles, {"secrets": {
