@@ -1,0 +1,222 @@
+"""Mutation testing of the critical modules: `make mutation` (MODULES="schema lock" for some).
+
+mutmut 2.x rewrites one module on disk per mutant and runs a test command we choose; most of
+our tests run the real CLI as a child process, which then imports the mutated file too. For
+each module it runs only the tests that exercise it, fastest first, with `-x`, against one
+PostgreSQL server started here for the whole run (each pytest run would otherwise initdb its
+own). Results are kept per module in .mutation/ (git-ignored): a rerun retests only the
+mutants that were not killed, or all of them after a module changed.
+
+    python tests/mutation/mutate.py run [MODULE ...]   # mutate, then summarize
+    python tests/mutation/mutate.py summary            # the table again, and the survivors
+    python tests/mutation/mutate.py gate MODULE        # one test run (what mutmut calls)
+
+docs/testing.md says how to read the results and explains every mutant left alive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from migrator.localdb import temporary_server  # noqa: E402 - after the path is set
+
+STATE = REPO / ".mutation"
+CACHE = REPO / ".mutmut-cache"  # where mutmut keeps its results, one module at a time
+PASSWORD = "s3cr3t-Pa55word"  # tests/pgtest.py TEST_PASSWORD: the tests' superuser password
+
+
+@dataclass(frozen=True)
+class Module:
+    path: str
+    tests: tuple[str, ...]  # fastest first: with -x the first failure ends the run
+    timeout_s: int = 60  # per test (pytest-timeout): a hanging mutant fails its test
+
+
+MODULES: dict[str, Module] = {
+    "schema": Module("migrator/schema.py", (
+        "tests/unit/test_schema_normalize.py",
+        "tests/integration/test_schema_oracle.py",
+        "tests/integration/test_schema_drift.py",
+    )),
+    "adopt": Module("migrator/adopt.py", (
+        "tests/integration/test_adoption.py",
+        "tests/integration/test_upgrade.py::test_sql_for_a_legacy_database_is_what_adoption_will_run",
+        "tests/integration/test_upgrade.py::test_offline_sql_runs_on_an_empty_database",
+    )),
+    "online": Module("migrator/online.py", (
+        "tests/integration/test_online.py",
+        "tests/integration/test_upgrade.py::test_sql_renders_the_guarded_drop_only_for_an_invalid_leftover",
+        "tests/integration/test_upgrade.py::test_sql_from_where_the_database_stands_and_nothing_at_head",
+        "tests/integration/test_online_render.py",
+    )),
+    "retry": Module("migrator/retry.py", (
+        "tests/integration/test_lock_retries.py",
+        "tests/faults/test_lock_queue.py::test_gives_up_with_exit_8_naming_the_holder_and_applies_nothing",
+    )),
+    "lock": Module("migrator/lock.py", (
+        "tests/integration/test_migration_lock.py",
+        "tests/faults/test_concurrency.py",
+    )),
+    "grants": Module("migrator/grants.py", (
+        "tests/integration/test_grants_catalog.py",
+        "tests/integration/test_least_privilege.py",
+    )),
+    "runner": Module("migrator/runner.py", (
+        "tests/integration/test_upgrade.py",
+        "tests/integration/test_runner_failures.py",
+        "tests/faults/test_lock_queue.py::test_revision_settings_override_the_run_and_reach_the_session",
+        "tests/faults/test_lock_queue.py::test_statement_timeout_stops_a_runaway_revision",
+        "tests/integration/test_least_privilege.py::test_a_revision_refused_a_privilege_exits_18_and_changes_nothing",
+    )),
+}
+STATUSES = {"ok_killed": "killed", "ok_suspicious": "killed", "bad_timeout": "timeout",
+            "bad_survived": "survived", "skipped": "skipped", "untested": "untested"}
+
+
+def _python() -> str:
+    return sys.executable
+
+
+def gate(name: str) -> int:
+    """One pytest run for the current mutant. mutmut counts exit code 1 as killed and any
+    other code as survived, so every failure (a failed test, an import error at collection)
+    becomes 1; pytest's own 5 (no tests ran) stays an error of this script."""
+    module = MODULES[name]
+    result = subprocess.run(
+        [_python(), "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--no-header",
+         f"--timeout={module.timeout_s}", *module.tests], cwd=REPO, check=False)
+    if result.returncode == 5:
+        print(f"mutate.py: no tests ran for {name}", file=sys.stderr)
+        return 3
+    return 0 if result.returncode == 0 else 1
+
+
+@contextmanager
+def module_cache(name: str) -> Iterator[Path]:
+    """mutmut keeps one .mutmut-cache in the working folder, with one baseline time: give
+    each module its own (its test selection and baseline differ)."""
+    STATE.mkdir(exist_ok=True)
+    kept = STATE / f"{name}.mutmut-cache"
+    if CACHE.exists():
+        CACHE.unlink()
+    if kept.exists():
+        shutil.copy(kept, CACHE)
+    try:
+        yield CACHE
+    finally:
+        if CACHE.exists():
+            shutil.move(CACHE, kept)
+        _restore_sources()
+
+
+def _restore_sources() -> None:
+    """mutmut writes the mutant over the module and keeps the original as .bak; after an
+    interrupted run, put the original back."""
+    for backup in (REPO / "migrator").glob("*.py.bak"):
+        shutil.move(backup, backup.with_suffix(""))
+
+
+def run(names: list[str]) -> int:
+    _restore_sources()
+    times = _load_times()
+    with temporary_server(auth="scram-sha-256", password=PASSWORD) as server:
+        env = {**os.environ, "YOMU_TEST_PG_PORT": str(server.port),
+               "YOMU_TEST_PG_DATADIR": str(server.datadir)}
+        for name in names:
+            module = MODULES[name]
+            with module_cache(name):
+                started = time.monotonic()
+                subprocess.run(
+                    [_python(), "-m", "mutmut", "run", "--paths-to-mutate", module.path,
+                     "--runner", f"{_python()} {Path(__file__).relative_to(REPO)} gate {name}",
+                     "--test-time-multiplier", "3", "--test-time-base", "10",
+                     "--simple-output", "--no-progress"],
+                    cwd=REPO, env=env, check=False)
+                times[name] = round(time.monotonic() - started)
+                (STATE / "times.json").write_text(json.dumps(times, indent=1))
+            print(table([name], times))
+    print(table(list(MODULES), times))
+    return 0
+
+
+def _load_times() -> dict[str, int]:
+    path = STATE / "times.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def counts(name: str) -> dict[str, int]:
+    kept = STATE / f"{name}.mutmut-cache"
+    out = dict.fromkeys(["killed", "timeout", "survived", "skipped", "untested"], 0)
+    if not kept.exists():
+        return out
+    with sqlite3.connect(kept) as db:
+        for status, number in db.execute("SELECT status, count(*) FROM Mutant GROUP BY status"):
+            out[STATUSES[status]] += number
+    return out
+
+
+def table(names: list[str], times: dict[str, int]) -> str:
+    """Killed / survived / timeout per module; the score counts a timeout as detected (a
+    hanging migrator is stopped by the Job's deadline and pages)."""
+    lines = ["| module | mutants | killed | survived | timeout | score | last run |",
+             "|---|---|---|---|---|---|---|"]
+    for name in names:
+        c = counts(name)
+        total = sum(c.values())
+        if not total:
+            continue
+        score = 100 * (c["killed"] + c["timeout"]) / total
+        wall = f"{times[name] // 60}m{times[name] % 60:02d}s" if name in times else "-"
+        lines.append(f"| {MODULES[name].path} | {total} | {c['killed']} | {c['survived']} | "
+                     f"{c['timeout']} | {score:.1f}% | {wall} |")
+    return "\n".join(lines)
+
+
+def summary(names: list[str]) -> int:
+    """The table, and every mutant not killed as a diff (what `mutmut show` prints)."""
+    print(table(names, _load_times()))
+    for name in names:
+        if not (STATE / f"{name}.mutmut-cache").exists():
+            continue
+        with module_cache(name):
+            shown = subprocess.run([_python(), "-m", "mutmut", "show", "all"], cwd=REPO,
+                                   capture_output=True, text=True, check=False).stdout
+        (STATE / f"{name}-survivors.txt").write_text(shown)
+        print(f"{name}: diffs of the mutants not killed in .mutation/{name}-survivors.txt")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("action", choices=["run", "summary", "gate"])
+    parser.add_argument("modules", nargs="*", metavar="MODULE",
+                        help=f"some of: {' '.join(MODULES)} (default: all)")
+    args = parser.parse_args(argv)
+    names = args.modules or list(MODULES)
+    unknown = set(names) - set(MODULES)
+    if unknown:
+        parser.error(f"unknown module(s) {', '.join(sorted(unknown))}; known: {' '.join(MODULES)}")
+    if args.action == "gate":
+        return gate(names[0])
+    if args.action == "run":
+        run(names)
+    return summary(names)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
