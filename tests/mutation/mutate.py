@@ -49,8 +49,8 @@ class Module:
 MODULES: dict[str, Module] = {
     "schema": Module("migrator/schema.py", (
         "tests/unit/test_schema_normalize.py",
-        "tests/integration/test_schema_oracle.py",
         "tests/integration/test_schema_drift.py",
+        "tests/integration/test_schema_oracle.py",
     )),
     "adopt": Module("migrator/adopt.py", (
         "tests/integration/test_adoption.py",
