@@ -1,11 +1,13 @@
 """Mutation testing of the critical modules: `make mutation` (MODULES="schema lock" for some).
 
 mutmut 2.x rewrites one module on disk per mutant and runs a test command we choose; most of
-our tests run the real CLI as a child process, which then imports the mutated file too. For
-each module it runs only the tests that exercise it, fastest first, with `-x`, against one
-PostgreSQL server started here for the whole run (each pytest run would otherwise initdb its
-own). Results are kept per module in .mutation/ (git-ignored): a rerun retests only the
-mutants that were not killed, or all of them after a module changed.
+our tests run the real CLI as a child process, which then imports the mutated file too. Each
+module is mutated in a copy of the tree of its own (.mutation/MODULE/repo, refreshed at
+every run), never in the working tree: tests can run meanwhile, and so can another module's
+mutation run. For each module it runs only the tests that exercise it, fastest first, with
+`-x`, against one PostgreSQL server started here for the whole run (each pytest run would
+otherwise initdb its own). Results stay in .mutation/MODULE/.mutmut-cache (git-ignored): a
+rerun retests only the mutants not killed yet, or all of them after the module changed.
 
     python tests/mutation/mutate.py run [MODULE ...]   # mutate, then summarize
     python tests/mutation/mutate.py summary            # the table again, and the survivors
@@ -24,8 +26,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +35,6 @@ sys.path.insert(0, str(REPO))
 from migrator.localdb import temporary_server  # noqa: E402 - after the path is set
 
 STATE = REPO / ".mutation"
-CACHE = REPO / ".mutmut-cache"  # where mutmut keeps its results, one module at a time
 PASSWORD = "s3cr3t-Pa55word"  # tests/pgtest.py TEST_PASSWORD: the tests' superuser password
 
 
@@ -53,6 +52,7 @@ MODULES: dict[str, Module] = {
         "tests/integration/test_schema_oracle.py",
     )),
     "adopt": Module("migrator/adopt.py", (
+        "tests/integration/test_adoption_report.py",
         "tests/integration/test_adoption.py",
         "tests/integration/test_upgrade.py::test_sql_for_a_legacy_database_is_what_adoption_will_run",
         "tests/integration/test_upgrade.py::test_offline_sql_runs_on_an_empty_database",
@@ -65,7 +65,6 @@ MODULES: dict[str, Module] = {
     )),
     "retry": Module("migrator/retry.py", (
         "tests/integration/test_lock_retries.py",
-        "tests/faults/test_lock_queue.py::test_gives_up_with_exit_8_naming_the_holder_and_applies_nothing",
     )),
     "lock": Module("migrator/lock.py", (
         "tests/integration/test_migration_lock.py",
@@ -82,6 +81,7 @@ MODULES: dict[str, Module] = {
         "tests/integration/test_runner_failures.py",
         "tests/faults/test_lock_queue.py::test_revision_settings_override_the_run_and_reach_the_session",
         "tests/faults/test_lock_queue.py::test_statement_timeout_stops_a_runaway_revision",
+        "tests/faults/test_server_faults.py::test_lost_lock_session_stops_the_run_before_the_next_commit",
         "tests/integration/test_least_privilege.py::test_a_revision_refused_a_privilege_exits_18_and_changes_nothing",
     )),
 }
@@ -93,6 +93,10 @@ def _python() -> str:
     return sys.executable
 
 
+def _copy(name: str) -> Path:
+    return STATE / name / "repo"
+
+
 def gate(name: str) -> int:
     """One pytest run for the current mutant. mutmut counts exit code 1 as killed and any
     other code as survived, so every failure (a failed test, an import error at collection)
@@ -100,68 +104,56 @@ def gate(name: str) -> int:
     module = MODULES[name]
     result = subprocess.run(
         [_python(), "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--no-header",
-         f"--timeout={module.timeout_s}", *module.tests], cwd=REPO, check=False)
+         f"--timeout={module.timeout_s}", *module.tests], cwd=_copy(name), check=False)
     if result.returncode == 5:
         print(f"mutate.py: no tests ran for {name}", file=sys.stderr)
         return 3
     return 0 if result.returncode == 0 else 1
 
 
-@contextmanager
-def module_cache(name: str) -> Iterator[Path]:
-    """mutmut keeps one .mutmut-cache in the working folder, with one baseline time: give
-    each module its own (its test selection and baseline differ)."""
-    STATE.mkdir(exist_ok=True)
-    kept = STATE / f"{name}.mutmut-cache"
-    if CACHE.exists():
-        CACHE.unlink()
-    if kept.exists():
-        shutil.copy(kept, CACHE)
-    try:
-        yield CACHE
-    finally:
-        if CACHE.exists():
-            shutil.move(CACHE, kept)
-        _restore_sources()
-
-
-def _restore_sources() -> None:
-    """mutmut writes the mutant over the module and keeps the original as .bak; after an
-    interrupted run, put the original back."""
-    for backup in (REPO / "migrator").glob("*.py.bak"):
-        shutil.move(backup, backup.with_suffix(""))
+def _fresh_copy(name: str) -> Path:
+    """The tree as it is now, without what is not source (the venv, git, caches)."""
+    copy = _copy(name)
+    if copy.exists():
+        shutil.rmtree(copy)
+    shutil.copytree(REPO, copy, ignore=shutil.ignore_patterns(
+        ".git", ".venv", ".mutation", ".local", "node_modules", "__pycache__", ".*_cache",
+        "*.bak", ".mutmut-cache"))
+    return copy
 
 
 def run(names: list[str]) -> int:
-    _restore_sources()
-    times = _load_times()
     with temporary_server(auth="scram-sha-256", password=PASSWORD) as server:
         env = {**os.environ, "YOMU_TEST_PG_PORT": str(server.port),
                "YOMU_TEST_PG_DATADIR": str(server.datadir)}
         for name in names:
-            module = MODULES[name]
-            with module_cache(name):
-                started = time.monotonic()
-                subprocess.run(
-                    [_python(), "-m", "mutmut", "run", "--paths-to-mutate", module.path,
-                     "--runner", f"{_python()} {Path(__file__).relative_to(REPO)} gate {name}",
-                     "--test-time-multiplier", "3", "--test-time-base", "10",
-                     "--simple-output", "--no-progress"],
-                    cwd=REPO, env=env, check=False)
-                times[name] = round(time.monotonic() - started)
-                (STATE / "times.json").write_text(json.dumps(times, indent=1))
+            module, folder = MODULES[name], STATE / name
+            folder.mkdir(parents=True, exist_ok=True)
+            copy = _fresh_copy(name)
+            started = time.monotonic()
+            subprocess.run(
+                [_python(), "-m", "mutmut", "run", "--paths-to-mutate",
+                 str(copy / module.path), "--tests-dir", f"{copy / 'tests'}/",
+                 "--runner", f"{_python()} {Path(__file__).resolve()} gate {name}",
+                 "--test-time-multiplier", "3", "--test-time-base", "10",
+                 "--simple-output", "--no-progress"],
+                cwd=folder, env=env, check=False)
+            times = _load_times()
+            times.setdefault(name, []).append(round(time.monotonic() - started))
+            (STATE / "times.json").write_text(json.dumps(times, indent=1))
             print(table([name], times))
-    print(table(list(MODULES), times))
     return 0
 
 
-def _load_times() -> dict[str, int]:
+def _load_times() -> dict[str, list[int]]:
+    """Wall seconds of each run per module: the first runs every mutant, later ones only
+    the mutants not killed yet."""
     path = STATE / "times.json"
     return json.loads(path.read_text()) if path.exists() else {}
 
 
 def counts(name: str) -> dict[str, int]:
-    kept = STATE / f"{name}.mutmut-cache"
+    kept = STATE / name / ".mutmut-cache"
     out = dict.fromkeys(["killed", "timeout", "survived", "skipped", "untested"], 0)
     if not kept.exists():
         return out
@@ -171,10 +163,14 @@ def counts(name: str) -> dict[str, int]:
     return out
 
 
-def table(names: list[str], times: dict[str, int]) -> str:
+def _minutes(seconds: int) -> str:
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def table(names: list[str], times: dict[str, list[int]]) -> str:
     """Killed / survived / timeout per module; the score counts a timeout as detected (a
     hanging migrator is stopped by the Job's deadline and pages)."""
-    lines = ["| module | mutants | killed | survived | timeout | score | last run |",
+    lines = ["| module | mutants | killed | survived | timeout | score | wall time (runs) |",
              "|---|---|---|---|---|---|---|"]
     for name in names:
         c = counts(name)
@@ -182,7 +178,8 @@ def table(names: list[str], times: dict[str, int]) -> str:
         if not total:
             continue
         score = 100 * (c["killed"] + c["timeout"]) / total
-        wall = f"{times[name] // 60}m{times[name] % 60:02d}s" if name in times else "-"
+        runs = times.get(name, [])
+        wall = f"{_minutes(sum(runs))} ({' + '.join(map(_minutes, runs))})" if runs else "-"
         lines.append(f"| {MODULES[name].path} | {total} | {c['killed']} | {c['survived']} | "
                      f"{c['timeout']} | {score:.1f}% | {wall} |")
     return "\n".join(lines)
@@ -192,11 +189,11 @@ def summary(names: list[str]) -> int:
     """The table, and every mutant not killed as a diff (what `mutmut show` prints)."""
     print(table(names, _load_times()))
     for name in names:
-        if not (STATE / f"{name}.mutmut-cache").exists():
+        folder = STATE / name
+        if not (folder / ".mutmut-cache").exists():
             continue
-        with module_cache(name):
-            shown = subprocess.run([_python(), "-m", "mutmut", "show", "all"], cwd=REPO,
-                                   capture_output=True, text=True, check=False).stdout
+        shown = subprocess.run([_python(), "-m", "mutmut", "show", "all"], cwd=folder,
+                               capture_output=True, text=True, check=False).stdout
         (STATE / f"{name}-survivors.txt").write_text(shown)
         print(f"{name}: diffs of the mutants not killed in .mutation/{name}-survivors.txt")
     return 0
