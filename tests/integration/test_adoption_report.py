@@ -31,8 +31,8 @@ def test_adoption_names_what_it_keeps_builds_and_leaves_alone(legacy_database_ur
         == ["audit_notes: extra table the models do not know: left alone",
             "users.nickname: extra column the models do not know: left alone"]
     adopting = next(line for line in first if line["event"] == "adopting")
-    assert adopting["message"] == "adopting existing tables: users, sessions, bookmarks"
-    assert adopting["tables"] == ["users", "sessions", "bookmarks"]
+    assert adopting["message"] == "adopting existing tables: users, bookmarks, sessions"
+    assert adopting["tables"] == ["users", "bookmarks", "sessions"]
     assert [line["message"] for line in first if line["event"] == "index_built"] == [
         "index users_email_idx built concurrently"]
     assert "table_created" not in [line["event"] for line in first]
