@@ -107,3 +107,13 @@ def test_describe_says_who_holds_it() -> None:
     assert lock.describe({"pid": 7, "application_name": "", "client_addr": "local",
                           "connected_s": 3, "state": "active"}) == \
         "pid 7 (no application_name) from local, connected 3s, active"
+
+
+def test_the_key_is_the_one_every_version_uses(conn: Conn, other: Conn) -> None:
+    """An older image mid-rollout takes the same lock: the bytes `yomu-mig` as a bigint
+    (docs/safety.md), or two versions could migrate at once."""
+    other.execute("SELECT pg_advisory_lock(x'796f6d752d6d6967'::bigint)")
+    info = lock.holder(conn)
+    assert info is not None and info["pid"] == other.info.backend_pid
+    with pytest.raises(LockWaitTimeout):
+        lock.acquire(conn, 0.2)
