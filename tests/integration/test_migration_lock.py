@@ -3,6 +3,7 @@ polled quickly, the holder named, checked before each revision, released cleanly
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -41,13 +42,18 @@ def test_a_free_lock_is_taken_at_once_and_names_its_holder(conn: Conn, other: Co
     lock.ensure_held(conn, "before revision 0001")  # ours: no error
 
 
-def test_a_held_lock_times_out_naming_the_holder(conn: Conn, other: Conn) -> None:
+def test_a_held_lock_times_out_naming_the_holder(conn: Conn, other: Conn,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="migrator")
     lock.acquire(other, 1)
     started = time.monotonic()
     with pytest.raises(LockWaitTimeout) as raised:
         lock.acquire(conn, 0.7)
     assert 0.7 <= time.monotonic() - started < 0.7 + 0.3
     pid = other.info.backend_pid
+    # Named at once, then every REPORT_EVERY_S (5 s): once in a 0.7 s wait.
+    waiting = [r for r in caplog.records if getattr(r, "event", None) == "lock_waiting"]
+    assert [(r.waited_s, r.holder["pid"]) for r in waiting] == [(0.0, pid)]  # type: ignore[attr-defined]
     assert raised.value.message.startswith(
         f"another migrator held the migration lock for the whole 0.7s wait: pid {pid} "
         "(other-migrator) from 127.0.0.1, connected ")
