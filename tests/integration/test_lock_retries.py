@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+import sqlalchemy as sa
 
 from migrator import retry
 from migrator.config import Settings
@@ -213,3 +214,32 @@ def test_the_holder_named_is_an_app_session_on_our_tables(url: str, attempts: At
         assert "held by a session that has since finished" in raised.value.message
     finally:
         ours.close()
+
+
+def test_a_lock_timeout_raised_through_sqlalchemy_is_retried_and_told_plainly(
+        url: str, watcher: Conn, caplog: pytest.LogCaptureFixture) -> None:
+    """Revisions run through SQLAlchemy, which wraps the driver's error: it is still a lock
+    timeout, and the log shows PostgreSQL's words, not the wrapper's."""
+    caplog.set_level(logging.INFO, logger="migrator")
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    timeouts: list[int] = []
+
+    def attempt(lock_timeout_ms: int) -> None:
+        timeouts.append(lock_timeout_ms)
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {lock_timeout_ms}")
+            conn.exec_driver_sql("ALTER TABLE items ADD COLUMN note text")
+
+    holder = _holder(url)
+    try:
+        with pytest.raises(LockTimeoutExhausted):
+            retry.with_lock_retries(_settings(url, lock_retries=2), "revision 0003", attempt,
+                                    watcher)
+    finally:
+        holder.close()
+        engine.dispose()
+    assert timeouts == [100, 150]
+    retried = [r.getMessage() for r in caplog.records if getattr(r, "event", None) == "lock_retry"]
+    assert len(retried) == 1
+    assert retried[0].startswith("revision 0003: table busy (canceling statement due to lock "
+                                 "timeout), attempt 1 failed")
