@@ -103,6 +103,9 @@ def test_a_lost_session_is_a_lost_lock(conn: Conn, other: Conn) -> None:
     with pytest.raises(ConnectError) as raised:
         lock.ensure_held(conn, "before revision 0003")
     assert raised.value.message.startswith("lost the migration lock before revision 0003: ")
+    assert raised.value.message.endswith("stopped so that no two migrators run at once")
+    assert raised.value.next_step == ("run again: revisions already applied stay applied, "
+                                      "the rest follow")
     conn.close()
     with pytest.raises(ConnectError):
         lock.ensure_held(conn, "before revision 0003")
