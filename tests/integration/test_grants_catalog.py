@@ -110,11 +110,11 @@ def test_schema_usage_and_default_privileges_come_back(owner: Conn, roles: Roles
 def test_writes_on_our_own_tables_are_taken_back(owner: Conn, roles: Roles) -> None:
     _grant_all(owner, roles)
     owner.execute(f'GRANT INSERT, TRUNCATE, REFERENCES ON alembic_version TO "{roles.app}"')
-    owner.execute(f'GRANT DELETE ON yomu_migrate_history TO "{roles.app}"')
+    owner.execute(f'GRANT DELETE, UPDATE ON yomu_migrate_history TO "{roles.app}"')
     owner.execute(f'GRANT INSERT ON users TO "{roles.app}"')  # the app's table: its right
     assert grants.pending(owner, (roles.app,)) == [
         f'REVOKE INSERT, TRUNCATE ON "public"."alembic_version" FROM "{roles.app}"',
-        f'REVOKE DELETE ON "public"."yomu_migrate_history" FROM "{roles.app}"',
+        f'REVOKE DELETE, UPDATE ON "public"."yomu_migrate_history" FROM "{roles.app}"',
     ]
     _grant_all(owner, roles)
     assert _privileges(owner, roles.app, "alembic_version") == {"SELECT", "REFERENCES"}
