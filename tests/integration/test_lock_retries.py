@@ -243,3 +243,21 @@ def test_a_lock_timeout_raised_through_sqlalchemy_is_retried_and_told_plainly(
     assert len(retried) == 1
     assert retried[0].startswith("revision 0003: table busy (canceling statement due to lock "
                                  "timeout), attempt 1 failed")
+
+
+def test_the_oldest_three_holders_are_named(url: str, attempts: Attempts, watcher: Conn) -> None:
+    """Many sessions may hold the table: the message names the three whose transactions
+    are oldest, oldest first (the likeliest to end the wait by ending)."""
+    holders = []
+    try:
+        for n in range(4):
+            holders.append(_holder(url, name=f"report-{n}"))
+            time.sleep(0.05)
+        oldest = [(str(h.info.backend_pid), f"report-{n}") for n, h in enumerate(holders[:3])]
+        with pytest.raises(LockTimeoutExhausted) as raised:
+            retry.with_lock_retries(_settings(url, lock_retries=1), "t", attempts, watcher)
+    finally:
+        for holder in holders:
+            holder.close()
+    assert re.findall(r"pid (\d+) \((report-\d)", raised.value.message) == oldest
+    assert "AccessShareLock on items for 0s), pid " in raised.value.message
