@@ -50,9 +50,12 @@ def _models() -> sa.MetaData:
     sa.Index("items_at_idx", items.c.at.desc(), items.c.qty.nulls_first())
     sa.Index("items_label_idx", items.c.label.desc().nulls_last())
     sa.Index("items_open_idx", items.c.qty, postgresql_where=sa.not_(items.c.done))
-    sa.Table("notes", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-             sa.Column("item_id", sa.Integer, sa.ForeignKey("items.id", ondelete="SET NULL",
-                                                            onupdate="RESTRICT")))
+    sa.Index("items_big_idx", items.c.code, postgresql_where=items.c.qty > 5)
+    notes = sa.Table(
+        "notes", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("item_id", sa.Integer, sa.ForeignKey("items.id", ondelete="SET NULL",
+                                                       onupdate="RESTRICT")))
+    sa.Index("notes_item_id_idx", notes.c.item_id)
     return meta
 
 
@@ -168,6 +171,10 @@ DRIFTS = {
                       [("items_parent_fkey", "refuse")], "ON DELETE CASCADE DEFERRABLE, the"),
     "extra constraint": ("ALTER TABLE items ADD CONSTRAINT items_label_key UNIQUE (label)",
                          [("items_label_key", "warn")], "extra constraint (UNIQUE (label))"),
+    "extra exclusion constraint": (
+        "ALTER TABLE items ADD COLUMN during tsrange, ADD CONSTRAINT items_no_overlap EXCLUDE "
+        "USING gist (during WITH &&)", [("during", "warn"), ("items_no_overlap", "warn")],
+        "items.items_no_overlap: extra constraint (EXCLUDE USING gist (during WITH &&)): left"),
     # indexes
     "missing index": ("DROP INDEX items_at_idx", [("items_at_idx", "create")],
                       "index is missing"),
@@ -262,6 +269,7 @@ def test_what_we_read_is_what_postgres_says(conn: Conn) -> None:
           (code COLLATE "C" text_pattern_ops, qty DESC, at NULLS FIRST, lower(label) DESC
            NULLS LAST) INCLUDE (done, label) WHERE (qty > 0 AND NOT done);
         CREATE INDEX items_hash_idx ON items USING hash (label);
+        CREATE INDEX items_lower_ops_idx ON items (lower(label) text_pattern_ops);
     """)
     live = schema.snapshot(conn)["items"]  # type: ignore[arg-type]
     checked = 0
@@ -272,4 +280,16 @@ def test_what_we_read_is_what_postgres_says(conn: Conn) -> None:
     for name, index in live.indexes.items():
         assert index["def"] == _postgres_says(conn, "index", name), name
         checked += 1
-    assert checked == 10
+    assert checked == 12
+
+
+def test_plain_tables_are_read_without_waiting_behind_a_migration(
+        conn: Conn, pg_server: LocalPostgres) -> None:
+    """A migration holds ACCESS EXCLUSIVE on `notes` (plain columns and indexes only): the
+    comparison reads the catalog, never the table, so it neither waits nor fails."""
+    with psycopg.connect(superuser_dsn(pg_server, conn.info.dbname)) as migration:
+        migration.execute("LOCK TABLE notes IN ACCESS EXCLUSIVE MODE")
+        conn.execute("SET LOCAL lock_timeout = '100ms'")
+        live = schema.snapshot(conn)  # type: ignore[arg-type]
+        migration.rollback()
+    assert live["notes"].indexes["notes_item_id_idx"]["def"] == "btree (item_id)"
