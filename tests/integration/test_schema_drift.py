@@ -44,7 +44,7 @@ def _models() -> sa.MetaData:
         sa.Column("done", sa.Boolean, nullable=False, server_default=sa.false()),
         sa.UniqueConstraint("code", "qty"),
         sa.CheckConstraint("qty >= 0", name="items_qty_check"),
-        sa.CheckConstraint("qty < 1000 OR done"),  # unnamed, two columns: items_check
+        sa.CheckConstraint("(qty < 1000) OR done"),  # unnamed, two columns: items_check
         sa.ForeignKeyConstraint(["parent_id"], ["items.id"], name="items_parent_fkey",
                                 match="FULL", ondelete="CASCADE"),
     )
