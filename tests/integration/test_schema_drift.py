@@ -52,6 +52,8 @@ def _models() -> sa.MetaData:
     sa.Index("items_label_idx", items.c.label.desc().nulls_last())
     sa.Index("items_open_idx", items.c.qty, postgresql_where=sa.not_(items.c.done))
     sa.Index("items_big_idx", items.c.code, postgresql_where=items.c.qty > 5)
+    # PostgreSQL's defaults (NULLS FIRST descending, LAST ascending), spelled out
+    sa.Index("items_defaults_idx", items.c.at.desc().nulls_first(), items.c.qty.asc().nulls_last())
     notes = sa.Table(
         "notes", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("item_id", sa.Integer, sa.ForeignKey("items.id", ondelete="SET NULL",
@@ -133,7 +135,7 @@ DRIFTS = {
         "extra column"),
     "extra NOT NULL column without a default": (
         "ALTER TABLE items ADD COLUMN note text NOT NULL", [("note", "refuse")],
-        "the app's inserts would fail"),
+        "extra NOT NULL column without a default: the app's inserts would fail"),
     "extra identity column": (
         "ALTER TABLE items ADD COLUMN seq int NOT NULL GENERATED ALWAYS AS IDENTITY",
         [("seq", "warn")], "extra column"),
@@ -155,21 +157,30 @@ DRIFTS = {
               "constraint is CHECK (qty > 0), the models say CHECK (qty >= 0)"),
     "check not valid": ("ALTER TABLE items DROP CONSTRAINT items_qty_check, ADD CONSTRAINT "
                         "items_qty_check CHECK (qty >= 0) NOT VALID",
-                        [("items_qty_check", "refuse")], "CHECK (qty >= 0) NOT VALID"),
+                        [("items_qty_check", "refuse")],
+                        "constraint is CHECK (qty >= 0) NOT VALID, the models say CHECK "
+                        "(qty >= 0)"),
     "fk not valid": ("ALTER TABLE notes DROP CONSTRAINT notes_item_id_fkey, ADD CONSTRAINT "
                      "notes_item_id_fkey FOREIGN KEY (item_id) REFERENCES items(id) ON UPDATE "
                      "RESTRICT ON DELETE SET NULL NOT VALID", [("notes_item_id_fkey", "refuse")],
-                     "ON DELETE SET NULL NOT VALID, the models say"),
+                     "constraint is FOREIGN KEY (item_id) REFERENCES items(id) ON UPDATE RESTRICT "
+                     "ON DELETE SET NULL NOT VALID, the models say FOREIGN KEY (item_id) "
+                     "REFERENCES items(id) ON UPDATE RESTRICT ON DELETE SET NULL"),
     "fk action": ("ALTER TABLE notes DROP CONSTRAINT notes_item_id_fkey, ADD CONSTRAINT "
                   "notes_item_id_fkey FOREIGN KEY (item_id) REFERENCES items(id) ON UPDATE "
                   "RESTRICT ON DELETE SET DEFAULT", [("notes_item_id_fkey", "refuse")],
+                  "constraint is FOREIGN KEY (item_id) REFERENCES items(id) ON UPDATE RESTRICT "
                   "ON DELETE SET DEFAULT, the models say"),
     "fk match": ("ALTER TABLE items DROP CONSTRAINT items_parent_fkey, ADD CONSTRAINT "
                  "items_parent_fkey FOREIGN KEY (parent_id) REFERENCES items(id) "
                  "ON DELETE CASCADE", [("items_parent_fkey", "refuse")],
-                 "REFERENCES items(id) ON DELETE CASCADE, the models say"),
+                 "constraint is FOREIGN KEY (parent_id) REFERENCES items(id) ON DELETE CASCADE, "
+                 "the models say FOREIGN KEY (parent_id) REFERENCES items(id) MATCH FULL ON "
+                 "DELETE CASCADE"),
     "fk deferrable": ("ALTER TABLE items ALTER CONSTRAINT items_parent_fkey DEFERRABLE",
-                      [("items_parent_fkey", "refuse")], "ON DELETE CASCADE DEFERRABLE, the"),
+                      [("items_parent_fkey", "refuse")],
+                      "constraint is FOREIGN KEY (parent_id) REFERENCES items(id) MATCH FULL ON "
+                      "DELETE CASCADE DEFERRABLE, the models say"),
     "extra constraint": ("ALTER TABLE items ADD CONSTRAINT items_label_key UNIQUE (label)",
                          [("items_label_key", "warn")], "extra constraint (UNIQUE (label))"),
     "extra exclusion constraint": (
@@ -184,32 +195,37 @@ DRIFTS = {
                     "index is `btree (at, qty NULLS FIRST)`, the models say "
                     "`btree (at DESC, qty NULLS FIRST)`"),
     "index nulls": ("DROP INDEX items_at_idx; CREATE INDEX items_at_idx ON items (at DESC, qty)",
-                    [("items_at_idx", "refuse")], "`btree (at DESC, qty)`"),
+                    [("items_at_idx", "refuse")], "index is `btree (at DESC, qty)`"),
     "index nulls last": ("DROP INDEX items_label_idx; CREATE INDEX items_label_idx ON items "
-                         "(label DESC)", [("items_label_idx", "refuse")], "`btree (label DESC)`"),
+                         "(label DESC)", [("items_label_idx", "refuse")],
+                         "index is `btree (label DESC)`"),
     "index made unique": ("DROP INDEX items_label_idx; CREATE UNIQUE INDEX items_label_idx ON "
                           "items (label DESC NULLS LAST)", [("items_label_idx", "refuse")],
-                          "`UNIQUE btree (label DESC NULLS LAST)`"),
+                          "index is `UNIQUE btree (label DESC NULLS LAST)`"),
     "index method": ("DROP INDEX items_label_idx; CREATE INDEX items_label_idx ON items USING "
-                     "hash (label)", [("items_label_idx", "refuse")], "`hash (label)`"),
+                     "hash (label)", [("items_label_idx", "refuse")], "index is `hash (label)`"),
     "index predicate": ("DROP INDEX items_open_idx; CREATE INDEX items_open_idx ON items (qty) "
-                        "WHERE done", [("items_open_idx", "refuse")], "`btree (qty) WHERE (done)`"),
+                        "WHERE done", [("items_open_idx", "refuse")],
+                        "index is `btree (qty) WHERE (done)`"),
     "index without predicate": ("DROP INDEX items_open_idx; CREATE INDEX items_open_idx ON items "
-                                "(qty)", [("items_open_idx", "refuse")], "`btree (qty)`,"),
+                                "(qty)", [("items_open_idx", "refuse")],
+                                "index is `btree (qty)`, the models say `btree (qty) WHERE "
+                                "(NOT done)`"),
     "index include": ("DROP INDEX items_open_idx; CREATE INDEX items_open_idx ON items (qty) "
                       "INCLUDE (label) WHERE NOT done", [("items_open_idx", "refuse")],
-                      "`btree (qty) INCLUDE (label) WHERE (NOT done)`"),
+                      "index is `btree (qty) INCLUDE (label) WHERE (NOT done)`"),
     "index expression": ("DROP INDEX items_label_idx; CREATE INDEX items_label_idx ON items "
                          "(lower(label) DESC NULLS LAST)", [("items_label_idx", "refuse")],
-                         "`btree (lower(label) DESC NULLS LAST)`"),
+                         "index is `btree (lower(label) DESC NULLS LAST)`"),
     "index opclass and collation": (
         'DROP INDEX items_label_idx; CREATE INDEX items_label_idx ON items (label COLLATE '
         '"C" text_pattern_ops DESC NULLS LAST)', [("items_label_idx", "refuse")],
-        '`btree (label COLLATE "C" text_pattern_ops DESC NULLS LAST)`'),
+        'index is `btree (label COLLATE "C" text_pattern_ops DESC NULLS LAST)`'),
     "invalid index": ("UPDATE pg_index SET indisvalid = false WHERE indexrelid = "
-                      "'items_at_idx'::regclass", [("items_at_idx", "rebuild")], "INVALID"),
+                      "'items_at_idx'::regclass", [("items_at_idx", "rebuild")],
+                      "index is INVALID (a failed concurrent build)"),
     "extra index": ("CREATE INDEX items_code_idx ON items (code)", [("items_code_idx", "warn")],
-                    "extra index"),
+                    "extra index: left alone"),
     # tables
     "missing table": ("DROP TABLE notes", [("notes", "create")], "notes: table is missing"),
     "extra table": ("CREATE TABLE audit_log (id int)", [("audit_log", "warn")],
@@ -222,7 +238,8 @@ def test_drift_is_named_with_what_to_do(conn: Conn, change: str, found: list[tup
                                         says: str) -> None:
     diffs = _diffs(conn, change)
     assert sorted((d.item or d.table, d.action) for d in diffs) == sorted(found)
-    assert says in " | ".join(str(d) for d in diffs)
+    # what on-call reads: the problem, or the whole line with its table and item
+    assert any(text.startswith(says) for d in diffs for text in (d.problem, str(d))), diffs
 
 
 def test_our_own_tables_are_not_extra(conn: Conn) -> None:
@@ -281,7 +298,7 @@ def test_what_we_read_is_what_postgres_says(conn: Conn) -> None:
     for name, index in live.indexes.items():
         assert index["def"] == _postgres_says(conn, "index", name), name
         checked += 1
-    assert checked == 12
+    assert checked == 13
 
 
 def test_plain_tables_are_read_without_waiting_behind_a_migration(
@@ -294,3 +311,13 @@ def test_plain_tables_are_read_without_waiting_behind_a_migration(
         live = schema.snapshot(conn)  # type: ignore[arg-type]
         migration.rollback()
     assert live["notes"].indexes["notes_item_id_idx"]["def"] == "btree (item_id)"
+
+
+def test_what_adoption_builds_for_a_missing_index_is_the_models_index(conn: Conn) -> None:
+    """Adoption builds a missing index from the models' DDL: the index it gets must be the
+    one the models describe, in every detail the comparison reads."""
+    conn.execute("DROP INDEX items_at_idx, items_open_idx, items_defaults_idx, items_big_idx")
+    want = schema.expected(conn, _models())  # type: ignore[arg-type]
+    for name in ("items_at_idx", "items_open_idx", "items_defaults_idx", "items_big_idx"):
+        conn.execute(want["items"].indexes[name]["ddl"])
+    assert _diffs(conn) == []
