@@ -17,7 +17,7 @@ from pgtest import Roles
 
 from migrator import grants, history
 from migrator.config import Settings
-from migrator.errors import ConfigError
+from migrator.errors import ConfigError, LockTimeoutExhausted
 
 Conn = psycopg.Connection[tuple[object, ...]]
 TABLES = """
@@ -111,8 +111,9 @@ def test_writes_on_our_own_tables_are_taken_back(owner: Conn, roles: Roles) -> N
     _grant_all(owner, roles)
     owner.execute(f'GRANT INSERT, TRUNCATE, REFERENCES ON alembic_version TO "{roles.app}"')
     owner.execute(f'GRANT DELETE, UPDATE ON yomu_migrate_history TO "{roles.app}"')
-    owner.execute(f'GRANT INSERT ON users TO "{roles.app}"')  # the app's table: its right
+    owner.execute(f'REVOKE DELETE ON users FROM "{roles.app}"')  # the app's table: its right
     assert grants.pending(owner, (roles.app,)) == [
+        f'GRANT DELETE ON "public"."users" TO "{roles.app}"',
         f'REVOKE INSERT, TRUNCATE ON "public"."alembic_version" FROM "{roles.app}"',
         f'REVOKE DELETE, UPDATE ON "public"."yomu_migrate_history" FROM "{roles.app}"',
     ]
@@ -140,12 +141,32 @@ def test_tables_still_to_come_count_only_for_a_plan(owner: Conn, roles: Roles) -
     assert f'GRANT SELECT ON "public"."yomu_migrate_history" TO "{roles.app}"' in planned
 
 
-def test_several_roles_each_get_theirs(owner: Conn, roles: Roles) -> None:
+def test_several_roles_each_get_theirs(owner: Conn, roles: Roles,
+                                       caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="migrator")
     statements = grants.pending(owner, (roles.app, roles.owner))
     assert sum(f'TO "{roles.app}"' in s for s in statements) == 9
     assert sum(f'TO "{roles.owner}"' in s for s in statements) == 2
     _grant_all(owner, roles, roles.app, roles.owner)
     assert grants.pending(owner, (roles.app, roles.owner)) == []
+    assert [r.getMessage() for r in caplog.records if getattr(r, "event", None) ==
+            "grants_applied"] == [f"granted {roles.app}, {roles.owner} what the API needs "
+                                  "(11 statement(s))"]
+
+
+def test_grants_wait_for_a_busy_table_with_lock_timeout_retries(owner: Conn,
+                                                                roles: Roles) -> None:
+    """GRANT locks its table like DDL: a session holding `users` is not queued behind."""
+    statements = grants.pending(owner, (roles.app,))
+    with psycopg.connect(roles.admin_url) as busy:
+        busy.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+        settings = Settings(database_url=roles.owner_url, app_roles=(roles.app,),
+                            lock_retries=2)
+        with pytest.raises(LockTimeoutExhausted) as raised:
+            grants.apply(owner, settings, statements)
+    assert raised.value.message.startswith("granting the API's role(s) could not get its "
+                                           "locks in 2 attempts")
+    assert grants.pending(owner, (roles.app,)) == statements  # one transaction: nothing half
 
 
 def test_no_role_needs_nothing(owner: Conn) -> None:
