@@ -42,6 +42,7 @@ def _models() -> sa.MetaData:
         sa.Column("actor_id", sa.Integer, sa.ForeignKey(actors.c.id)),
         sa.Column("at", TIMESTAMP(timezone=True)),
         sa.Column("done", sa.Boolean, nullable=False, server_default=sa.false()),
+        sa.Column("tag", sa.String(10, collation="C")),
         sa.UniqueConstraint("code", "qty"),
         sa.CheckConstraint("qty >= 0", name="items_qty_check"),
         sa.CheckConstraint("(qty < 1000) OR done"),  # unnamed, two columns: items_check
@@ -117,6 +118,9 @@ DRIFTS = {
     "collation": ('ALTER TABLE items ALTER COLUMN label TYPE text COLLATE "C"',
                   [("label", "refuse")],
                   "column label has collation C, the models say the default"),
+    "default collation": ('ALTER TABLE items ALTER COLUMN tag TYPE varchar(10) COLLATE "default"',
+                          [("tag", "refuse")],
+                          "column tag has collation the default, the models say C"),
     "nullable": ("ALTER TABLE items ALTER COLUMN code DROP NOT NULL", [("code", "refuse")],
                  "column code is nullable, the models say NOT NULL"),
     "not null": ("ALTER TABLE items ALTER COLUMN qty SET NOT NULL", [("qty", "refuse")],
