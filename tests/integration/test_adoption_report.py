@@ -69,6 +69,7 @@ def test_sql_for_a_legacy_database_without_a_table_creates_only_that(
         in sql
     assert "CREATE TABLE users" not in sql and "CREATE TABLE sessions" not in sql
     assert "nickname" not in sql  # an extra is left alone, and not even mentioned in the SQL
+    assert "/* adopting the existing tables users, sessions: kept as they are" in sql
     psql = subprocess.run(
         [str(bin_dir() / "psql"), "-v", "ON_ERROR_STOP=1", "-q", legacy_database_url],
         input=sql, capture_output=True, text=True, check=False)
