@@ -76,3 +76,18 @@ def test_sql_for_a_legacy_database_without_a_table_creates_only_that(
     assert psql.returncode == 0, psql.stderr
     check = run_migrator("check", env={"DATABASE_URL": legacy_database_url})
     assert check.returncode == 0, check.stdout
+
+
+def test_an_invalid_index_left_on_a_legacy_database_is_rebuilt(legacy_database_url: str) -> None:
+    """A concurrent build that failed before the migrator existed left users_email_idx
+    INVALID: adoption drops and rebuilds it, instead of taking it for done."""
+    _sql(legacy_database_url, "UPDATE pg_index SET indisvalid = false WHERE indexrelid = "
+                              "'users_email_idx'::regclass")
+    result = run_migrator("upgrade", env={"DATABASE_URL": legacy_database_url})
+    assert result.returncode == 0, result.stdout + result.stderr
+    first = [line for line in json_lines(result.stdout) if line["revision"] == "0001"]
+    assert [line["event"] for line in first if str(line["event"]).startswith("index_")] == [
+        "index_rebuild", "index_built"]
+    with psycopg.connect(legacy_database_url) as conn:
+        assert conn.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = "
+                            "'users_email_idx'::regclass").fetchone() == (True,)
