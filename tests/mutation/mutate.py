@@ -80,8 +80,11 @@ MODULES: dict[str, Module] = {
         "tests/integration/test_least_privilege.py::test_app_tables_are_the_models_tables",
     )),
     "runner": Module("migrator/runner.py", (
-        "tests/integration/test_upgrade.py",
+        "tests/integration/test_upgrade.py::test_empty_database_reaches_head_and_matches_the_models",
         "tests/integration/test_runner_failures.py",
+        "tests/integration/test_upgrade.py::test_downgrade_to_base_and_back_up_on_an_empty_database",
+        "tests/integration/test_upgrade.py::test_offline_sql_runs_on_an_empty_database",
+        "tests/integration/test_upgrade.py::test_sql_for_a_legacy_database_is_what_adoption_will_run",
         "tests/faults/test_lock_queue.py::test_revision_settings_override_the_run_and_reach_the_session",
         "tests/faults/test_lock_queue.py::test_statement_timeout_stops_a_runaway_revision",
         "tests/faults/test_server_faults.py::test_lost_lock_session_stops_the_run_before_the_next_commit",
