@@ -89,7 +89,6 @@ MODULES: dict[str, Module] = {
         "tests/faults/test_lock_queue.py::test_statement_timeout_stops_a_runaway_revision",
         "tests/faults/test_server_faults.py::test_lost_lock_session_stops_the_run_before_the_next_commit",
         "tests/integration/test_least_privilege.py::test_a_revision_refused_a_privilege_exits_18_and_changes_nothing",
-        "tests/faults/test_killed_backend.py",
     )),
 }
 STATUSES = {"ok_killed": "killed", "ok_suspicious": "killed", "bad_timeout": "timeout",
