@@ -136,10 +136,10 @@ DRIFTS = {
                        [("label", "refuse"), ("items_label_idx", "create")],
                        "column is missing"),
     "extra nullable column": ("ALTER TABLE items ADD COLUMN note text", [("note", "warn")],
-                              "extra column"),
+                              "extra column the models do not know: left alone"),
     "extra NOT NULL column with a default": (
         "ALTER TABLE items ADD COLUMN note text NOT NULL DEFAULT ''", [("note", "warn")],
-        "extra column"),
+        "extra column the models do not know: left alone"),
     "extra NOT NULL column without a default": (
         "ALTER TABLE items ADD COLUMN note text NOT NULL", [("note", "refuse")],
         "extra NOT NULL column without a default: the app's inserts would fail"),
