@@ -73,7 +73,6 @@ MODULES: dict[str, Module] = {
         "tests/integration/test_migration_lock.py",
         "tests/faults/test_concurrency.py::test_waiting_reports_the_holder_every_few_seconds",
         "tests/faults/test_concurrency.py::test_lock_is_taken_soon_after_the_holder_lets_go",
-        "tests/faults/test_concurrency.py::test_held_lock_names_the_holder_and_exits_7_within_the_wait",
     )),
     "grants": Module("migrator/grants.py", (
         "tests/integration/test_grants_catalog.py",
