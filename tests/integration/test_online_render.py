@@ -41,8 +41,8 @@ online.drop_index("sessions_no_such_idx")
     env = {"DATABASE_URL": database_url, "MIGRATOR_MIGRATIONS_DIR": str(migrations)}
     built = run_migrator("upgrade", "0003", env=env)
     assert built.returncode == 0, built.stdout + built.stderr
-    assert [line["message"] for line in json_lines(built.stdout)
-            if line["event"] == "index_built"] == [f"index {NAME} built concurrently"]
+    assert [line["message"] for line in json_lines(built.stdout) if line["event"] ==
+            "index_built" and line["revision"] == "0003"] == [f"index {NAME} built concurrently"]
     valid, definition = _indexes(database_url)[NAME]
     assert valid
     assert definition.startswith(f'CREATE UNIQUE INDEX "{NAME.replace(chr(34), chr(34) * 2)}" '
