@@ -99,7 +99,9 @@ def _python() -> str:
 
 
 def _copy(name: str) -> Path:
-    return STATE / name / "repo"
+    """The module's copy of the tree; MUTATE_COPY names another one (a second mutmut
+    process working through the same module's mutants by id, in a copy of its own)."""
+    return Path(os.environ.get("MUTATE_COPY") or STATE / name / "repo")
 
 
 def gate(name: str) -> int:
