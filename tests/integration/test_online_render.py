@@ -64,6 +64,6 @@ def test_sql_for_an_index_already_built_builds_nothing(database_url: str) -> Non
                      "expires_at)")
     result = run_migrator("upgrade", "--sql", env=env)
     assert result.returncode == 0, result.stderr
-    assert "index sessions_user_id_expires_at_idx exists and is valid: nothing to build" \
-        in result.stdout
+    assert "/* index sessions_user_id_expires_at_idx exists and is valid: nothing to build */;" \
+        in result.stdout.splitlines()
     assert "CREATE INDEX" not in result.stdout and "DROP INDEX" not in result.stdout

@@ -65,6 +65,7 @@ MODULES: dict[str, Module] = {
         "tests/integration/test_upgrade.py::test_sql_renders_the_guarded_drop_only_for_an_invalid_leftover",
         "tests/integration/test_upgrade.py::test_sql_from_where_the_database_stands_and_nothing_at_head",
         "tests/integration/test_online_render.py",
+        "tests/integration/test_upgrade.py::test_offline_sql_runs_on_an_empty_database",
     )),
     "retry": Module("migrator/retry.py", (
         "tests/integration/test_lock_retries.py",
