@@ -93,3 +93,16 @@ def test_what_a_revision_took_is_recorded(database_url: str, tmp_path: Path) -> 
         row = conn.execute("SELECT duration_ms FROM yomu_migrate_history WHERE revision = "
                            "'q01'").fetchone()
     assert row is not None and 400 <= row[0] <= applied["q01"]  # type: ignore[operator]
+
+
+def test_downgrade_to_a_middle_revision_stops_there(database_url: str) -> None:
+    """`migrator downgrade 0001` from the head undoes the revisions after 0001, not 0001."""
+    env = {"DATABASE_URL": database_url}
+    assert run_migrator("upgrade", env=env).returncode == 0
+    result = run_migrator("downgrade", "0001", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
+        assert conn.execute("SELECT revision FROM yomu_migrate_history").fetchall() == [
+            ("0001",)]
+        assert conn.execute("SELECT to_regclass('users') IS NOT NULL").fetchone() == (True,)
