@@ -7,7 +7,7 @@ LOCAL_PG := .local/pg
 STAMP := $(VENV)/.installed
 LOG_FORMAT ?= text
 
-.PHONY: migrate test lint tools bench image local-db-stop clean help
+.PHONY: migrate test lint tools bench mutation image local-db-stop clean help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -48,6 +48,14 @@ test: $(STAMP) tools node-tools ## install what the tests need and run the whole
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+MUTATION_STAMP := $(VENV)/.mutation-installed
+$(MUTATION_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,mutation]'
+	@touch $@
+
+mutation: $(MUTATION_STAMP) ## mutation testing of the critical modules (MODULES="schema lock"); not in `make test`
+	$(BIN)/python tests/mutation/mutate.py run $(MODULES)
 
 bench: $(STAMP) ## benchmarks: ours vs plain Alembic, as ratios
 	$(BIN)/python -m bench

@@ -30,7 +30,7 @@ from migrator.retry import with_lock_retries
 
 SCHEMA = "public"
 # The models' tables (migrator/models.py), named here so that a no-op run need not import
-# SQLAlchemy; tests/unit/test_grants.py keeps the two equal.
+# SQLAlchemy; tests/integration/test_least_privilege.py keeps the two equal.
 APP_TABLES = ("users", "sessions", "bookmarks")
 TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
 OWN_TABLE_WRITES = ("INSERT", "UPDATE", "DELETE", "TRUNCATE")

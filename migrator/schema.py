@@ -137,8 +137,9 @@ def _foreign_key(columns: list[str], target: str, target_columns: list[str], on_
 
 def _index_column(what: str, opclass: str | None, collation: str | None, desc: bool,
                   nulls_first: bool) -> str:
-    text = what + (f" {opclass}" if opclass else "") + (f' COLLATE "{collation}"'
-                                                          if collation else "")
+    # PostgreSQL's order (and syntax): column COLLATE "x" opclass
+    text = what + (f' COLLATE "{collation}"' if collation else "") + (f" {opclass}"
+                                                                     if opclass else "")
     text += " DESC" if desc else ""
     if nulls_first != desc:  # PostgreSQL's default: NULLS LAST ascending, FIRST descending
         text += " NULLS FIRST" if nulls_first else " NULLS LAST"

@@ -6,8 +6,10 @@ re-exported here for tests that import them from conftest.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -30,7 +32,15 @@ from migrator.localdb import LocalPostgres, temporary_server
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[LocalPostgres]:
-    """One server for the session; each test gets its own database on it."""
+    """One server for the session; each test gets its own database on it.
+
+    tests/mutation/mutate.py runs pytest once per mutant and hands every run the same server
+    (YOMU_TEST_PG_PORT, YOMU_TEST_PG_DATADIR), started with the same password.
+    """
+    if os.environ.get("YOMU_TEST_PG_PORT"):
+        yield LocalPostgres(Path(os.environ["YOMU_TEST_PG_DATADIR"]),
+                            int(os.environ["YOMU_TEST_PG_PORT"]))
+        return
     with temporary_server(auth="scram-sha-256", password=TEST_PASSWORD) as server:
         yield server
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 
 import psycopg
@@ -55,14 +56,14 @@ def seeded_legacy(legacy_database_url: str) -> str:
 @pytest.fixture
 def fresh_head(pg_server: LocalPostgres) -> Iterator[str]:
     """Another database, built from empty by the migrations: what adoption must equal."""
-    admin = superuser_dsn(pg_server)
+    admin, name = superuser_dsn(pg_server), f"fresh_head_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute("CREATE DATABASE fresh_head_ref")
-    url = superuser_dsn(pg_server, "fresh_head_ref")
+        conn.execute(f"CREATE DATABASE {name}")
+    url = superuser_dsn(pg_server, name)
     assert run_migrator("upgrade", env={"DATABASE_URL": url}).returncode == 0
     yield url
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute("DROP DATABASE fresh_head_ref WITH (FORCE)")
+        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 def test_legacy_database_is_adopted_with_every_row(seeded_legacy: str, fresh_head: str) -> None:

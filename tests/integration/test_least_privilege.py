@@ -154,7 +154,7 @@ def test_a_revision_refused_a_privilege_exits_18_and_changes_nothing(
     assert result.returncode == 18, result.stdout + result.stderr
     report = _as_json(result)
     assert report["revision"] == "9001"
-    assert "ALTER TABLE dba_owned OWNER TO" in report["next_step"]
+    assert f"ALTER TABLE dba_owned OWNER TO {migrated.owner}" in report["next_step"]
     with psycopg.connect(migrated.admin_url) as conn:  # rolled back as a whole
         assert conn.execute("SELECT count(*) FROM information_schema.columns WHERE "
                             "table_name = 'users' AND column_name = 'nickname'").fetchone() == (0,)
