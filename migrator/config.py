@@ -155,6 +155,10 @@ def load_settings(
     if settings.lock_timeout_ms == 0:
         raise ConfigError("a lock timeout of 0 means none: DDL would queue the app behind it",
                           "set MIGRATOR_LOCK_TIMEOUT_MS to 50-500")
+    if settings.lock_retries < 1:
+        raise ConfigError(f"MIGRATOR_LOCK_RETRIES={settings.lock_retries}: a revision needs "
+                          "at least one attempt", "set MIGRATOR_LOCK_RETRIES to 1 or more "
+                          "(default 40)")
     if not (settings.migrations_dir / "versions").is_dir():
         raise ConfigError(
             f"no migrations found at {settings.migrations_dir}/versions",

@@ -35,7 +35,6 @@ LOST_SQLSTATES = {"57P01", "57P02", "57P03", "08000", "08003", "08006"}
 def alembic_config(settings: Settings) -> Config:
     config = Config()
     config.set_main_option("script_location", str(settings.migrations_dir))
-    config.attributes["migrator_settings"] = settings
     return config
 
 

@@ -351,7 +351,12 @@ def canonical_types(conn: psycopg.Connection[Any], names: list[str]) -> dict[str
 
 
 def _default_text(column: Column[Any]) -> str | None:
-    """The server default as SQL; identity and generated columns have none."""
+    """The server default as SQL; identity and generated columns have none, a SERIAL the
+    sequence PostgreSQL makes for it."""
+    table = column.table
+    if (column is table.autoincrement_column and column.identity is None
+            and column.server_default is None and column.default is None):
+        return f"nextval('{table.name}_{column.name}_seq'::regclass)"
     arg = getattr(column.server_default, "arg", None)
     if isinstance(arg, str):
         return "'" + arg.replace("'", "''") + "'"

@@ -61,6 +61,9 @@ def _fixture_tables() -> sa.MetaData:
     sa.Index("things_incl_idx", things.c.code, postgresql_include=["n"], unique=True)
     sa.Index("things_ops_idx", things.c.label, postgresql_ops={"label": "text_pattern_ops"})
     sa.Index("things_gin_idx", things.c.tags, postgresql_using="gin")
+    # An integer primary key: SQLAlchemy makes it SERIAL, with a sequence default.
+    sa.Table("counters", meta, sa.Column("id", sa.Integer, primary_key=True),
+             sa.Column("label", sa.Text))
     return meta
 
 

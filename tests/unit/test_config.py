@@ -33,6 +33,10 @@ def test_defaults_keep_the_app_safe() -> None:
     [
         ({"MIGRATOR_LOCK_TIMEOUT_MS": "500"}, "above its cap"),
         ({"MIGRATOR_LOCK_TIMEOUT_MS": "0"}, "lock timeout of 0"),
+        ({"MIGRATOR_LOCK_TIMEOUT_MS": "0", "MIGRATOR_LOCK_TIMEOUT_CAP_MS": "0"},
+         "lock timeout of 0"),
+        ({"MIGRATOR_LOCK_TIMEOUT_CAP_MS": "0"}, "above its cap"),
+        ({"MIGRATOR_LOCK_RETRIES": "0"}, "at least one attempt"),
         ({"MIGRATOR_CONNECT_TIMEOUT": "-1"}, "must not be negative"),
         ({"MIGRATOR_LOG_FORMAT": "xml"}, "log format"),
         ({"MIGRATOR_MIGRATIONS_DIR": "/nonexistent"}, "no migrations found"),
