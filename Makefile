@@ -47,7 +47,11 @@ lint: $(STAMP) ## ruff, mypy and the migration linter
 test: $(STAMP) tools node-tools ## install what the tests need and run the whole suite
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/pytest
+	@# Both cores for the tests that do not time anything, then the timing tests alone.
+	@status=0; \
+	$(BIN)/pytest -m "not serial" -n 2 --dist loadfile || status=$$?; \
+	$(BIN)/pytest -m serial -p no:xdist || status=$$?; \
+	exit $$status
 
 MUTATION_STAMP := $(VENV)/.mutation-installed
 $(MUTATION_STAMP): $(STAMP)

@@ -29,6 +29,18 @@ from psycopg import sql
 
 from migrator.localdb import LocalPostgres, temporary_server
 
+# Tests that assert how long something takes: `make test` runs them after the rest, alone
+# on the machine, so another test's load cannot stretch their timings.
+SERIAL = ("tests/faults/", "tests/integration/test_migration_lock.py",
+          "tests/integration/test_lock_retries.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = Path(item.path).relative_to(REPO).as_posix()
+        if path.startswith(SERIAL):
+            item.add_marker(pytest.mark.serial)
+
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[LocalPostgres]:
