@@ -7,7 +7,7 @@ LOCAL_PG := .local/pg
 STAMP := $(VENV)/.installed
 LOG_FORMAT ?= text
 
-.PHONY: migrate test lint tools bench mutation image local-db-stop clean help
+.PHONY: migrate test lint tools bench mutation mutation-chart image local-db-stop clean help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ $(MUTATION_STAMP): $(STAMP)
 
 mutation: $(MUTATION_STAMP) ## mutation testing of the critical modules (MODULES="schema lock"); not in `make test`
 	$(BIN)/python tests/mutation/mutate.py run $(MODULES)
+
+mutation-chart: $(STAMP) tools ## mutation testing of the env the chart renders for the hook Job and the init container
+	$(BIN)/python tests/mutation/chart_env.py
 
 bench: $(STAMP) ## benchmarks: ours vs plain Alembic, as ratios
 	$(BIN)/python -m bench
