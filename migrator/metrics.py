@@ -23,7 +23,7 @@ _MAX_PENDING = 200
 class Metrics:
     """The migrator's metrics: names are fixed here, the prefix comes from STATSD_PREFIX."""
 
-    def __init__(self, host: str | None, port: int = 8125, prefix: str = "yomu_migrate") -> None:
+    def __init__(self, host: str | None, port: int, prefix: str) -> None:
         self._client: Any = None
         self._pending: list[Callable[[Any], None]] = []
         self._lock = threading.Lock()
@@ -109,12 +109,10 @@ class Metrics:
         if self._resolver is not None:
             self._resolver.join(FLUSH_WAIT_S)
         with self._lock:
-            if self._client is None and self._pending and not self._disabled:
+            late = self._client is None and bool(self._pending) and not self._disabled
+            if late:
                 self._disabled = True
                 self._pending.clear()
-                late = True
-            else:
-                late = False
         if late:
             event("metrics_unavailable", "metrics were not sent: STATSD_HOST did not resolve in "
                   "time", logging.WARNING)

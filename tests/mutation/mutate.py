@@ -79,6 +79,11 @@ MODULES: dict[str, Module] = {
         "tests/integration/test_grants_catalog.py",
         "tests/integration/test_least_privilege.py::test_app_tables_are_the_models_tables",
     )),
+    "metrics": Module("migrator/metrics.py", (
+        "tests/observability/test_metrics_sink.py",
+        "tests/observability/test_statsd_packets.py",
+        "tests/observability/test_prefix_end_to_end.py",
+    )),
     "runner": Module("migrator/runner.py", (
         "tests/integration/test_upgrade.py::test_empty_database_reaches_head_and_matches_the_models",
         "tests/integration/test_runner_failures.py",
