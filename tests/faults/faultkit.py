@@ -225,6 +225,17 @@ def pausing(url: str) -> bool:
                          "query = %s AND application_name LIKE 'yomu-migrate/%%'", (PAUSE,)))
 
 
+def start_paused(url: str, migrations: Path, spawn: Callable[..., Migrator], revision: str,
+                 statements: list[str], *args: str) -> Migrator:
+    """`migrator upgrade *args` with a new `revision` of `statements` (one of them PAUSE),
+    returned once the revision sits in its pause (up to 30 s): the moment to cause a fault."""
+    add_revision(migrations, revision, statements)
+    set_pause(url, 30)
+    runner = spawn("upgrade", *args, env=migrator_env(url, migrations))
+    wait_until(lambda: pausing(url), 30, "the revision reaches its pause")
+    return runner
+
+
 def sql(url: str, statement: str, params: tuple[Any, ...] | None = None) -> list[Any]:
     """Run one statement in its own autocommit session; its rows (empty if none)."""
     with psycopg.connect(url, autocommit=True) as conn:

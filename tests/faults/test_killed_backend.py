@@ -13,12 +13,9 @@ import psycopg
 from faultkit import (
     PAUSE,
     Migrator,
-    add_revision,
     column_exists,
-    migrator_env,
-    pausing,
-    set_pause,
     sql,
+    start_paused,
     wait_until,
 )
 
@@ -28,10 +25,9 @@ from migrator.localdb import LocalPostgres
 def test_a_killed_backend_is_a_lost_connection(
         own_server: LocalPostgres, migrations: Path, spawn: Callable[..., Migrator]) -> None:
     url = own_server.dsn()
-    add_revision(migrations, "k01", ["ALTER TABLE users ADD COLUMN killed_note text", PAUSE])
-    set_pause(url, 30)
-    runner = spawn("upgrade", "--connect-timeout", "5", env=migrator_env(url, migrations))
-    wait_until(lambda: pausing(url), 30, "the revision reaches its pause")
+    runner = start_paused(url, migrations, spawn, "k01",
+                          ["ALTER TABLE users ADD COLUMN killed_note text", PAUSE],
+                          "--connect-timeout", "5")
     pid = sql(url, "SELECT pid FROM pg_stat_activity WHERE query = %s", (PAUSE,))[0][0]
     os.kill(pid, signal.SIGKILL)
     assert runner.wait(30) == 4, runner.output

@@ -22,6 +22,7 @@ from faultkit import (
     pausing,
     set_pause,
     sql,
+    start_paused,
     wait_until,
 )
 from pgtest import TEST_PASSWORD
@@ -41,10 +42,9 @@ def _one_line_failure(runner: Migrator, code: int) -> str:
 def test_restart_mid_revision_fails_clearly_and_rerun_succeeds(
         own_server: LocalPostgres, migrations: Path, spawn: Callable[..., Migrator]) -> None:
     url = own_server.dsn()
-    add_revision(migrations, "r01", ["ALTER TABLE users ADD COLUMN restart_note text", PAUSE])
-    set_pause(url, 30)
-    runner = spawn("upgrade", "--connect-timeout", "5", env=migrator_env(url, migrations))
-    wait_until(lambda: pausing(url), 20, "the revision reaches its pause")
+    runner = start_paused(url, migrations, spawn, "r01",
+                          ["ALTER TABLE users ADD COLUMN restart_note text", PAUSE],
+                          "--connect-timeout", "5")
     own_server.restart()
     assert runner.wait(30) == 4, runner.output
     message = _one_line_failure(runner, 4)

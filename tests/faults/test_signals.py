@@ -22,6 +22,7 @@ from faultkit import (
     pausing,
     set_pause,
     sql,
+    start_paused,
     wait_until,
 )
 
@@ -38,10 +39,7 @@ def _table_exists(url: str, name: str) -> bool:
 
 
 def _start_slow(url: str, migrations: Path, spawn: Callable[..., Migrator]) -> Migrator:
-    add_revision(migrations, "s01", SLOW)
-    set_pause(url, 30)
-    runner = spawn("upgrade", env=migrator_env(url, migrations))
-    wait_until(lambda: pausing(url), 20, "the revision reaches its pause")
+    runner = start_paused(url, migrations, spawn, "s01", SLOW)
     set_pause(url, None)  # for the rerun; the paused session keeps its value
     return runner
 
