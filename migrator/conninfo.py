@@ -151,8 +151,7 @@ class ConnInfo:
         hosts = _split(self.params.get("host") or _default("host") or "")
         addrs = _split(self.params.get("hostaddr", ""))
         count = max(len(hosts), len(addrs), 1)
-        ports = _split(self.params.get("port", "")) or [""]
-        ports = ports * count if len(ports) == 1 else ports
+        ports = _ports(self.params.get("port", ""), count)
         default_port = _default("port") or "5432"
         return [(_at(hosts, i), _at(addrs, i), _at(ports, i) or default_port)
                 for i in range(count)]
@@ -178,8 +177,7 @@ class ConnInfo:
         hosts = _split(shown.get("host", ""))
         netloc = ""
         if hosts and all(host and not host.startswith(("/", "@")) for host in hosts):
-            ports = _split(shown.pop("port", "")) or [""]
-            ports = ports * len(hosts) if len(ports) == 1 else ports
+            ports = _ports(shown.pop("port", ""), len(hosts))
             netloc = ",".join((f"[{h}]" if ":" in h else quote(h, safe=".-_"))
                               + (f":{_at(ports, i)}" if _at(ports, i) else "")
                               for i, h in enumerate(hosts))
@@ -191,6 +189,12 @@ class ConnInfo:
 
 def _split(value: str) -> list[str]:
     return value.split(",") if value else []
+
+
+def _ports(value: str, hosts: int) -> list[str]:
+    """The port of each host: libpq takes one port for all hosts, or one per host."""
+    ports = _split(value) or [""]
+    return ports * hosts if len(ports) == 1 else ports
 
 
 def _at(items: list[str], index: int) -> str:
