@@ -26,6 +26,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 SERVER_USER = "embedded_postgres"
@@ -40,8 +41,10 @@ def bin_dir() -> Path:
     return Path(POSTGRES_BIN_PATH)
 
 
+@cache
 def _run_as() -> str | None:
-    """The system user the server runs as: PostgreSQL will not run as root."""
+    """The system user the server runs as: PostgreSQL will not run as root. Set up once per
+    process (every pg tool call asks)."""
     if os.geteuid() != 0:
         return None
     bin_dir()  # imports the package quietly
@@ -58,6 +61,13 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _give_to(path: Path, user: str | None) -> None:
+    """Make `path` the server user's (None: the server runs as us, nothing to do)."""
+    if user:
+        entry = pwd.getpwnam(user)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
 def can_reach(path: Path, user: str | None) -> bool:
@@ -109,9 +119,7 @@ class LocalPostgres:
         if not can_reach(self.datadir.parent, user):
             raise PermissionError(f"the server's user {user} cannot reach "
                                   f"{self.datadir.parent}; use a folder it can reach")
-        if user:
-            entry = pwd.getpwnam(user)
-            os.chown(self.datadir, entry.pw_uid, entry.pw_gid)
+        _give_to(self.datadir, user)
         self.datadir.chmod(0o700)
         pwfile = self.datadir.parent / f"{self.datadir.name}.pw"
         pwfile.write_text(password or "")
@@ -134,10 +142,7 @@ class LocalPostgres:
         if self.is_running():
             return
         self.logfile.touch()
-        user = _run_as()
-        if user:
-            entry = pwd.getpwnam(user)
-            os.chown(self.logfile, entry.pw_uid, entry.pw_gid)
+        _give_to(self.logfile, _run_as())
         listen = shlex.quote("127.0.0.1" if self.tcp else "")
         sockets = shlex.quote(str(self.socket_dir or ""))
         self._pg(
@@ -194,10 +199,7 @@ def temporary_server(prefix: str = "yomu-pg-", auth: str = "trust",
     socket_dir = base / "sock" if socket else None
     if socket_dir is not None:
         socket_dir.mkdir(mode=0o755)
-        user = _run_as()
-        if user:  # the server creates its socket and lock file there
-            entry = pwd.getpwnam(user)
-            os.chown(socket_dir, entry.pw_uid, entry.pw_gid)
+        _give_to(socket_dir, _run_as())  # the server creates its socket and lock file there
     server = LocalPostgres(base / "data", port or free_port(), socket_dir, tcp)
     try:
         server.init(auth=auth, password=password)
