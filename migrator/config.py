@@ -14,7 +14,6 @@ from pathlib import Path
 
 from migrator import conninfo
 from migrator.conninfo import ConnInfo
-from migrator.conninfo import redact as redact  # re-exported: the one function that scrubs
 from migrator.errors import ConfigError
 
 # The setting name in the environment for each Settings field that can be set that way.

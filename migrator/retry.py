@@ -18,7 +18,8 @@ from typing import Any, TypeVar
 
 import psycopg
 
-from migrator.config import Settings, redact
+from migrator.config import Settings
+from migrator.conninfo import redact
 from migrator.errors import LockTimeoutExhausted
 from migrator.logs import event
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from migrator.cli import build_parser
-from migrator.config import ENV_NAMES, load_settings, redact
+from migrator.config import ENV_NAMES, load_settings
+from migrator.conninfo import redact
 from migrator.errors import ALL_ERRORS, ConfigError, exit_code_table
 
 URL = "postgresql://app:hunter2@db:5432/yomu"
