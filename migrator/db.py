@@ -27,7 +27,9 @@ from migrator.errors import (
     AuthError,
     ConfigError,
     ConnectError,
+    ConnectOptionsRefused,
     DatabaseBusy,
+    LoginRefused,
     MigratorError,
     PermissionDenied,
     UnsafeTargetError,
@@ -59,6 +61,27 @@ _PERMANENT: tuple[tuple[str, type[MigratorError], str, str | None], ...] = (
     ("authentication method requirement", ConfigError,
      "the server does not authenticate the way the URL's require_auth demands",
      "change require_auth in the URL, or the server's pg_hba.conf"),
+    ("is not permitted to log in", LoginRefused,
+     "the role may not log in (NOLOGIN)",
+     "a DBA must `ALTER ROLE <role> LOGIN`, or use a role that may log in "
+     "(docs/troubleshooting.md#21)"),
+    ("does not have CONNECT privilege", LoginRefused,
+     "the role has no CONNECT privilege on the database",
+     "a DBA must `GRANT CONNECT ON DATABASE <db> TO <role>` (docs/troubleshooting.md#21)"),
+    ("unrecognized configuration parameter", ConnectOptionsRefused,
+     "the server does not know a setting the URL's options= sets",
+     "remove or correct `-c name=value` in the URL's options (docs/troubleshooting.md#22)"),
+    ("invalid value for parameter", ConnectOptionsRefused,
+     "the server refuses a value the URL's options= sets",
+     "correct `-c name=value` in the URL's options (docs/troubleshooting.md#22)"),
+    ("definition of service", ConnectOptionsRefused,
+     "the URL names a service that is not in the pg_service.conf libpq reads here",
+     "add the service to PGSERVICEFILE (or ~/.pg_service.conf), or give host, port and "
+     "dbname instead of service= (docs/troubleshooting.md#22)"),
+    ("service file", ConnectOptionsRefused,
+     "the URL names a service, and the service file libpq reads here does not exist",
+     "point PGSERVICEFILE at the pg_service.conf that defines it, or give host, port and "
+     "dbname instead of service= (docs/troubleshooting.md#22)"),
     ("password authentication failed", AuthError, "authentication failed", None),
     ("no password supplied", AuthError, "authentication failed (no password in the URL)", None),
     ("no pg_hba.conf entry", AuthError, "the server refuses this user/host (pg_hba.conf)", None),
@@ -71,11 +94,20 @@ _BAD_OPTION = re.compile(r"invalid .*value|invalid port number|could not match .
                          r"could not parse network address|invalid connection option")
 
 
-def _permanent(exc: psycopg.OperationalError, target: str) -> MigratorError | None:
+def _permanent(exc: psycopg.OperationalError, target: str,
+               params: dict[str, Any] | None = None) -> MigratorError | None:
     """The error to stop with at once, or None when retrying may help."""
     if exc.sqlstate in _SQLSTATES:
         return AuthError(f"cannot connect to {target}: {_SQLSTATES[exc.sqlstate]}")
     text = str(exc)
+    if (params or {}).get("sslnegotiation") == "direct" and "SSL" in text:
+        # A server without TLS (or older than PostgreSQL 17) reads the TLS hello as a bad
+        # startup packet and hangs up: the same answer on every attempt.
+        return ConnectOptionsRefused(
+            f"cannot connect to {target}: the server does not answer TLS directly "
+            "(sslnegotiation=direct needs TLS on a PostgreSQL 17 or later server)",
+            "drop sslnegotiation=direct from the URL (the default negotiates TLS first), or "
+            "enable ssl on the server (docs/troubleshooting.md#22)")
     for needle, kind, why, next_step in _PERMANENT:
         if needle in text:
             return kind(f"cannot connect to {target}: {why}", next_step)
@@ -121,7 +153,7 @@ def connect(settings: Settings, purpose: str = "run", **kwargs: Any) -> psycopg.
         try:
             conn = psycopg.connect(**params)
         except psycopg.OperationalError as exc:
-            permanent = _permanent(exc, target)
+            permanent = _permanent(exc, target, params)
             if permanent:
                 raise permanent from None
             remaining = deadline - time.monotonic()
