@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from migrator import __version__, db, grants, history, lock
+from migrator import __version__, db, grants, history, lock, signals
 from migrator.chain import Chain, Revision, load_chain
 from migrator.config import Settings
 from migrator.errors import (
@@ -96,6 +96,7 @@ def upgrade(settings: Settings, metrics: Metrics, target: str | None = None,
         finally:
             lock.release(conn)
         if result.data.get("applied_now") and result.data["current"] == chain.head:
+            signals.progress.verifying = True
             _verify_after_commit(conn, settings, result)
     return result
 
@@ -134,7 +135,9 @@ def _upgrade_locked(conn: psycopg.Connection[Any], settings: Settings, chain: Ch
         _apply(conn, settings, chain, pending, metrics)
     statements = grants.pending(conn, settings.app_roles)
     if statements:
+        signals.progress.granting = True
         grants.apply(conn, settings, statements)
+        signals.progress.granting = False
     final = assess(chain, history.read_state(conn))
     applied = [revision.id for revision in pending]
     if not applied:

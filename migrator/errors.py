@@ -119,8 +119,8 @@ class Interrupted(MigratorError):
     exit_code = 14
     kind = "interrupted"
     default_next_step = (
-        "the run was stopped by a signal; the current revision was rolled back and the lock "
-        "released. Run again"
+        "the run was stopped by a signal (what committed, and what was rolled back, is named "
+        "above). Run again: applied revisions stay applied, the rest follow"
     )
 
 
