@@ -38,6 +38,11 @@ from migrator.logs import event
 
 APPLICATION_NAME = f"yomu-migrate/{__version__}"
 ATTEMPT_TIMEOUT_S = 5
+# The one schema the models, the revisions and our own tables live in. Every migrator
+# session pins search_path to it: the default `"$user", public` would put unqualified DDL
+# (and Alembic's own alembic_version) into a schema named after the role, if one exists,
+# while our reads look in public, and a same-named table there would answer them instead.
+SCHEMA = "public"
 # How often a busy migration backend checks that its client still exists. Without it, a
 # SIGKILLed or OOM-killed migrator leaves its backend running the current statement (and
 # holding the revision's table locks) until that statement ends on its own.
@@ -177,6 +182,7 @@ def session_settings(settings: Settings, lock_timeout_ms: int | None = None) -> 
         "statement_timeout": f"{settings.statement_timeout_ms}ms",
         "idle_in_transaction_session_timeout": f"{settings.idle_in_transaction_timeout_ms}ms",
         "client_connection_check_interval": f"{CLIENT_CHECK_MS}ms",
+        "search_path": SCHEMA,
     }
 
 
@@ -254,6 +260,7 @@ def read_only(conn: psycopg.Connection[Any], settings: Settings) -> Iterator[Non
             "lock_timeout": f"{settings.lock_timeout_ms}ms",
             "statement_timeout": f"{settings.statement_timeout_ms}ms",
             "transaction_read_only": "on",
+            "search_path": SCHEMA,
         }, local=True))
         yield
 

@@ -23,12 +23,12 @@ import psycopg
 from psycopg import sql
 
 from migrator.config import Settings
+from migrator.db import SCHEMA
 from migrator.errors import ConfigError, PermissionDenied
 from migrator.history import OWN_TABLES
 from migrator.logs import event
 from migrator.retry import with_lock_retries
 
-SCHEMA = "public"
 # The models' tables (migrator/models.py), named here so that a no-op run need not import
 # SQLAlchemy; tests/integration/test_least_privilege.py keeps the two equal.
 APP_TABLES = ("users", "sessions", "bookmarks")
