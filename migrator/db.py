@@ -128,7 +128,11 @@ def _last_line(text: str) -> str:
 
 
 def _one_line(exc: BaseException) -> str:
-    """libpq's cause for the last host it tried (not its hint), scrubbed before it is cut."""
+    """The server's own one-line cause for an error it sent (not its query text and caret
+    line), else libpq's cause for the last host it tried (not its hint), scrubbed."""
+    primary = getattr(getattr(exc, "diag", None), "message_primary", None)
+    if isinstance(exc, psycopg.Error) and exc.sqlstate and primary:
+        return redact(str(primary))
     lines = [line.strip() for line in redact(str(exc)).splitlines() if line.strip()]
     causes = [line for line in lines if "failed:" in line] or lines
     return causes[-1].removeprefix("connection failed: ") if causes else type(exc).__name__
@@ -273,14 +277,43 @@ def set_session(conn: psycopg.Connection[Any], settings: Settings) -> None:
 _DENIED = re.compile(r"permission denied for (\w+) (\S+)|must be owner of (\w+) (\S+)")
 
 
-def database_error(error: psycopg.Error, doing: str, role: str | None) -> MigratorError | None:
-    """A database error a user can act on, as the MigratorError of its exit code."""
+# Who holds a lock that stops a read: ACCESS EXCLUSIVE (DDL, LOCK TABLE) on a relation of
+# this database, the migrator's own sessions included (a revision's ALTER TABLE).
+_READ_BLOCKERS_SQL = """
+SELECT a.pid, a.application_name, a.state, l.relation::regclass::text, l.mode,
+       round(extract(epoch FROM now() - a.xact_start))::int
+FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.granted AND l.mode = 'AccessExclusiveLock' AND l.relation IS NOT NULL
+  AND a.pid <> pg_backend_pid()
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+ORDER BY a.xact_start LIMIT 3
+"""
+
+
+def read_blockers(conn: psycopg.Connection[Any]) -> str:
+    """The sessions that likely stopped a read, as one phrase ("" if none is seen now)."""
+    from migrator.retry import describe
+
+    try:
+        rows = conn.execute(_READ_BLOCKERS_SQL).fetchall()
+    except psycopg.Error:
+        return ""
+    return describe([{"pid": r[0], "application_name": r[1], "state": r[2] or "state hidden",
+                      "table": r[3], "mode": r[4], "transaction_s": r[5]} for r in rows]
+                    ) if rows else ""
+
+
+def database_error(error: psycopg.Error, doing: str, role: str | None,
+                   holders: str = "") -> MigratorError | None:
+    """A database error a user can act on, as the MigratorError of its exit code; `holders`
+    names the sessions that held the lock, when the caller could still ask."""
     text = _one_line(error)
     if isinstance(error, psycopg.errors.InsufficientPrivilege):
         return PermissionDenied(f"{doing}: {text}", grant_hint(text, doing, role))
     if isinstance(error, psycopg.errors.LockNotAvailable):
         return DatabaseBusy(f"{doing}: a table it reads was locked by another session "
-                            f"for longer than lock_timeout ({text})")
+                            f"for longer than lock_timeout ({text})"
+                            + (f"; held by {holders}" if holders else ""))
     if isinstance(error, psycopg.errors.QueryCanceled):
         return DatabaseBusy(f"{doing}: the server did not answer within statement_timeout "
                             f"({text})")
@@ -324,7 +357,9 @@ def reading(settings: Settings, purpose: str) -> Iterator[psycopg.Connection[Any
             with read_only(conn, settings):
                 yield conn
         except psycopg.Error as error:
-            known = database_error(error, purpose, None if conn.closed else conn.info.user)
+            busy = isinstance(error, psycopg.errors.LockNotAvailable) and not conn.closed
+            known = database_error(error, purpose, None if conn.closed else conn.info.user,
+                                   read_blockers(conn) if busy else "")
             if known is None:
                 raise
             raise known from None

@@ -67,6 +67,12 @@ def test_a_check_constraint_behind_a_lock_is_busy_at_once(at_head: str, verb: st
         holder.release()
     assert code == 19, report
     assert report["error"] == "busy" and "lock_timeout" in str(report["message"])
+    # The cause and who holds the lock, not the server error's caret line.
+    message = str(report["message"])
+    assert "canceling statement due to lock timeout" in message, message
+    assert "^" not in message, message
+    assert f"pid {holder.pid} (fault-test-holder" in message, message
+    assert "AccessExclusiveLock on bookmarks" in message, message
     assert seconds < 5, seconds
 
 
