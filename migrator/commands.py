@@ -24,6 +24,7 @@ from migrator.errors import (
     DatabaseBusy,
     DowngradeRefused,
     DriftRefused,
+    LockTimeoutExhausted,
     MigratorError,
     NotAtHead,
     UnknownRevision,
@@ -118,6 +119,21 @@ def _verify_unless_recorded(conn: psycopg.Connection[Any], settings: Settings, c
                                    "schema_version": result.schema_version}, chain)
 
 
+def _after_commit(error: MigratorError, applied: list[str], current: str | None
+                  ) -> MigratorError:
+    """A failure after revisions committed (the grants): the same exit code, saying what
+    committed, with a next step that does not claim nothing was applied."""
+    step = error.next_step
+    if isinstance(error, LockTimeoutExhausted):
+        step = ("a session kept a table locked through every retry of the grants; end it or "
+                "run again when traffic is lower (docs/troubleshooting.md#8)")
+    return type(error)(
+        f"applied {', '.join(applied)} and committed (the database is at {current}); then "
+        f"{error.message}",
+        f"the revisions stay applied, only the grants were rolled back: {step}",
+        **{**error.details, "applied_now": applied, "current": current})
+
+
 def _pending(chain: Chain, status: Status, destination: str | None) -> list[Revision]:
     if status.ahead or chain.position(destination) <= chain.position(status.current):
         return []
@@ -153,7 +169,13 @@ def _upgrade_locked(conn: psycopg.Connection[Any], settings: Settings, chain: Ch
     statements = grants.pending(conn, settings.app_roles)
     if statements:
         signals.progress.granting = True
-        grants.apply(conn, settings, statements)
+        try:
+            grants.apply(conn, settings, statements)
+        except MigratorError as error:
+            if pending:
+                raise _after_commit(error, [r.id for r in pending],
+                                    history.read_state(conn).current) from None
+            raise
         signals.progress.granting = False
     final = assess(chain, history.read_state(conn))
     applied = [revision.id for revision in pending]
@@ -225,7 +247,9 @@ def _verify(conn: psycopg.Connection[Any], settings: Settings, done: str,
                 diffs = schema.verify(conn, metadata)
             break
         except psycopg.Error as error:
-            problem = db.database_error(error, "checking the schema", conn.info.user)
+            busy = isinstance(error, psycopg.errors.LockNotAvailable) and not conn.closed
+            problem = db.database_error(error, "checking the schema", conn.info.user,
+                                        db.read_blockers(conn) if busy else "")
             if problem is None or conn.closed:
                 raise VerifyFailed(f"{done}; then checking the schema failed: "
                                    f"{error.__class__.__name__}", **details) from None
