@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import random
 import re
+import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -206,24 +207,18 @@ def refuse_unsafe_target(conn: psycopg.Connection[Any]) -> None:
     `conn` is in autocommit mode: each statement below is a transaction of its own.
     """
     row = conn.execute(
-        "SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only'),"
-        " pg_backend_pid()"
+        "SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only')"
     ).fetchone()
     assert row is not None
-    in_recovery, read_only, pid = row
+    in_recovery, read_only = row
     if in_recovery:
         raise UnsafeTargetError("the server is a hot standby (in recovery): it cannot be migrated")
     if read_only == "on":
         raise UnsafeTargetError("the server is read-only (default_transaction_read_only = on)")
-    # Session state must survive between transactions (advisory lock, SET). Behind a
-    # transaction-pooling PgBouncer it does not: a value set now is gone, or another backend
-    # answers, in the next transaction.
-    conn.execute("SELECT set_config('yomu_migrate.session_probe', %s, false)", (str(pid),))
-    probe = conn.execute(
-        "SELECT current_setting('yomu_migrate.session_probe', true), pg_backend_pid()"
-    ).fetchone()
-    if (probe is None or probe[0] != str(pid) or probe[1] != pid
-            or _second_session_pid(conn) == pid):
+    # Session state must survive between transactions (SET, the revisions' settings).
+    # Behind a transaction-pooling PgBouncer it does not: a value set now is gone, or
+    # another backend answers, in the next transaction.
+    if not _session_kept(conn):
         raise UnsafeTargetError(
             "the connection does not keep its session between transactions "
             "(a transaction-pooling PgBouncer?)",
@@ -232,24 +227,42 @@ def refuse_unsafe_target(conn: psycopg.Connection[Any]) -> None:
         )
 
 
-def _second_session_pid(conn: psycopg.Connection[Any]) -> int:
-    """The backend pid a second, concurrent connection gets.
+PROBE_ROUNDS = 5
 
-    Two open connections to PostgreSQL always have two backends. A transaction-pooling
-    PgBouncer hands the server session `conn` just used back to its pool at the end of each
-    transaction, and with few clients gives that same session to the next one: the probe
-    above alone passes then (it sees its own session again), this one does not.
+
+def _session_kept(conn: psycopg.Connection[Any]) -> bool:
+    """Whether `conn` keeps one server session of its own, asked so that a pool cannot pass
+    by chance, even with other clients' traffic.
+
+    Each round marks `conn`'s session, then a second connection opens a transaction (which
+    pins whatever server session it gets) and `conn` reads its mark back. A pooler hands
+    the session `conn` just released to the next transaction (PgBouncer reuses the most
+    recent one): the second connection gets it, or another client does, and then `conn`'s
+    next transaction finds another session without the mark. Directly connected, both
+    connections keep their own backends and the mark is always there. Literal SQL only, so
+    nothing is prepared (a pooler would lose the prepared statements, too).
     """
     try:
         with psycopg.connect(conn.info.dsn, password=conn.info.password,
-                             connect_timeout=ATTEMPT_TIMEOUT_S, autocommit=True) as other:
-            row = other.execute("SELECT pg_backend_pid()").fetchone()
+                             connect_timeout=ATTEMPT_TIMEOUT_S, autocommit=False,
+                             prepare_threshold=None) as other:
+            for _ in range(PROBE_ROUNDS):
+                mark = secrets.token_hex(8)
+                marked = conn.execute("SELECT pg_backend_pid(), set_config("
+                                      f"'yomu_migrate.session_probe', '{mark}', false)"
+                                      ).fetchone()
+                pinned = other.execute("SELECT pg_backend_pid()").fetchone()
+                again = conn.execute("SELECT pg_backend_pid(), current_setting("
+                                     "'yomu_migrate.session_probe', true)").fetchone()
+                other.rollback()
+                assert marked is not None and pinned is not None
+                if pinned[0] == marked[0] or again != (marked[0], mark):
+                    return False
     except psycopg.OperationalError as exc:
         raise ConnectError(
             f"a second connection failed (the migrator needs two): {_one_line(exc)}"
         ) from None
-    assert row is not None
-    return int(row[0])
+    return True
 
 
 @contextmanager
