@@ -93,8 +93,6 @@ def _default(keyword: str) -> str | None:
 
 _secrets: set[str] = set()
 _scrubber: re.Pattern[str] | None = None
-# The remembered secrets that are ordinary words: never scrubbed from free text (see above).
-_words: set[str] = set()
 # Passwords in text we did not parse ourselves (an unrelated URL in an error, a DSN).
 _URL_USERINFO = re.compile(r"(://[^:/@\s]*:)(?!password@)[^@\s]*@")  # not our examples
 _KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'?|\S+)", re.IGNORECASE)
@@ -103,7 +101,6 @@ _KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'?|\S+)", re.IGNOR
 def remember(*secrets: str | None) -> None:
     """Scrub these (and their escaped forms) from every text from now on."""
     global _scrubber
-    _words.update(s for s in secrets if s and _ORDINARY.fullmatch(s.strip()))
     forms = {form for secret in secrets
              if secret and not _ORDINARY.fullmatch(secret.strip()) for form in _forms(secret)}
     if forms - _secrets:

@@ -60,6 +60,9 @@ def _on_signal(signum: int, _frame: FrameType | None) -> None:
 
 
 def install() -> None:
+    """Handle SIGTERM and SIGINT from now on, for a run that has done nothing yet."""
+    global progress, stopped_by, _holding, _held
+    progress, stopped_by, _holding, _held = Progress(), None, False, False
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
 
