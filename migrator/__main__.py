@@ -1,5 +1,11 @@
-"""`python -m migrator`, the same as the `migrator` console script."""
+"""`python -m migrator` and the `migrator` command: the signal handlers before the imports."""
 
-from migrator.cli import entrypoint
+from migrator import signals
 
-entrypoint()
+
+def main() -> None:
+    signals.launch()
+
+
+if __name__ == "__main__":
+    main()

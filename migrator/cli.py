@@ -6,17 +6,15 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
 import time
 import uuid
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from migrator import __version__, db
+from migrator import __version__, db, signals
 from migrator.config import ENV_NAMES, Settings, load_settings
 from migrator.conninfo import redact
 from migrator.errors import ConfigError, Interrupted, MigratorError, exit_code_table
@@ -39,24 +37,6 @@ examples:
 ENVIRONMENT = "environment:\n  DATABASE_URL, MIGRATION_DATABASE_URL (wins)\n" + "\n".join(
     f"  {name}" for name in ENV_NAMES.values()
 )
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C so psycopg cancels the running statement."""
-
-
-# The signal that stopped this run, once one arrived. Whatever error surfaces afterwards
-# (a cleanup that ran SQL on the cancelled connection, Alembic leaving its autocommit block)
-# is a consequence of it: the run reports the interrupt.
-stopped_by: str | None = None
-
-
-def _on_signal(signum: int, _frame: FrameType | None) -> None:
-    global stopped_by
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    stopped_by = signal.Signals(signum).name
-    raise Terminated(stopped_by)
 
 
 def _settings_flags(parser: argparse.ArgumentParser) -> None:
@@ -138,20 +118,31 @@ def entrypoint() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse, load the settings, run the verb; a signal at any point of it is exit 14."""
+    signals.install()  # again, for callers that did not come through `signals.launch`
+    started = time.monotonic()
     args = build_parser().parse_args(argv)
     run_id = uuid.uuid4().hex[:12]
     log_format = args.log_format
+    logging_ready = False
     try:
-        settings = _load(args)
-        log_format = settings.log_format
-    except ConfigError as error:  # the format asked for, even when another setting is bad
-        log_format = log_format or os.environ.get("MIGRATOR_LOG_FORMAT") or "auto"
+        try:
+            settings = _load(args)
+            log_format = settings.log_format
+        except ConfigError as error:  # the format asked for, even when another setting is bad
+            log_format = log_format or os.environ.get("MIGRATOR_LOG_FORMAT") or "auto"
+            setup(log_format, run_id, stream=_log_stream(args))
+            logging_ready = True
+            return _fail(error, args, None, started)
         setup(log_format, run_id, stream=_log_stream(args))
-        return _fail(error, args, None, time.monotonic())
-    setup(log_format, run_id, stream=_log_stream(args))
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
-    return _run(args, settings)
+        logging_ready = True
+        return _run(args, settings)
+    except KeyboardInterrupt:  # a signal outside the verb's own handling (start-up, exit)
+        if not logging_ready:
+            log_format = log_format or os.environ.get("MIGRATOR_LOG_FORMAT") or "auto"
+            setup(log_format if log_format in ("auto", "json", "text") else "auto", run_id,
+                  stream=_log_stream(args))
+        return _fail(_interrupted(), args, None, started)
 
 
 def _log_stream(args: argparse.Namespace) -> Any:
@@ -200,18 +191,18 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
                 result = commands.lint(settings, args.config)
             else:
                 result = commands.history_rows(settings)
-        except KeyboardInterrupt as stop:
-            raise _interrupted(stop.args[0] if stop.args else "SIGINT") from None
+        except KeyboardInterrupt:
+            raise _interrupted() from None
         except psycopg.Error as error:  # one the verb did not expect: still a known kind?
             known = db.database_error(error, args.verb, None)
             if known is None:
                 raise
             raise known from None
     except MigratorError as error:
-        return _fail(_interrupted(stopped_by) if stopped_by else error, args, metrics, started)
+        return _fail(_interrupted() if signals.stopped_by else error, args, metrics, started)
     except Exception as error:  # a bug: say so in one line, with the trace
-        if stopped_by:
-            return _fail(_interrupted(stopped_by), args, metrics, started)
+        if signals.stopped_by:
+            return _fail(_interrupted(), args, metrics, started)
         logging.getLogger("migrator").error(
             f"internal error: {redact(str(error)).splitlines()[0] if str(error) else ''}",
             exc_info=True, extra={"event": "internal_error", "outcome": "failure"})
@@ -234,10 +225,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _interrupted(signal_name: str) -> Interrupted:
-    return Interrupted(f"stopped by {signal_name}: the revision in progress was rolled back "
-                       "(an index build it had started is left INVALID, and the next run "
-                       "rebuilds it) and the migration lock released")
+def _interrupted() -> Interrupted:
+    """What is true when the signal came: what committed, what was rolled back."""
+    stop = Interrupted(signals.message(signals.stopped_by or "SIGINT"))
+    if signals.progress.committed:
+        stop.details["committed"] = list(signals.progress.committed)
+    return stop
 
 
 def _print_history(data: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from migrator import __version__, db, grants, history, lock
+from migrator import __version__, db, grants, history, lock, signals
 from migrator.chain import Chain, Revision, load_chain
 from migrator.config import Settings
 from migrator.errors import (
@@ -24,6 +24,7 @@ from migrator.errors import (
     DatabaseBusy,
     DowngradeRefused,
     DriftRefused,
+    LockTimeoutExhausted,
     MigratorError,
     NotAtHead,
     UnknownRevision,
@@ -81,12 +82,15 @@ def upgrade(settings: Settings, metrics: Metrics, target: str | None = None,
         db.set_session(conn, settings)
         if settings.app_roles:
             grants.check_roles(conn, settings.app_roles)
-        status = assess(chain, history.read_state(conn))
+        state = history.read_state(conn)
+        status = assess(chain, state)
         if status.changed and not repair:
             raise _changed_error(status)
         if (not _pending(chain, status, destination) and not status.unrecorded and not repair
                 and not grants.pending(conn, settings.app_roles)):
-            return _noop(status, _noop_message(status))
+            result = _noop(status, _noop_message(status))
+            _verify_unless_recorded(conn, settings, chain, result, state)
+            return result
         waited = lock.acquire(conn, settings.lock_wait_s)
         metrics.timing("lock.wait", waited)
         event("lock_acquired", f"migration lock acquired after {waited:.2f}s",
@@ -95,9 +99,39 @@ def upgrade(settings: Settings, metrics: Metrics, target: str | None = None,
             result = _upgrade_locked(conn, settings, chain, destination, repair, metrics)
         finally:
             lock.release(conn)
-        if result.data.get("applied_now") and result.data["current"] == chain.head:
-            _verify_after_commit(conn, settings, result)
+        signals.progress.verifying = True
+        _verify_unless_recorded(conn, settings, chain, result, history.read_state(conn))
     return result
+
+
+def _verify_unless_recorded(conn: psycopg.Connection[Any], settings: Settings, chain: Chain,
+                            result: Result, state: history.DbState) -> None:
+    """At head, check the schema after revisions were applied, and on a run that applied
+    none while no check at head was ever recorded (an exit 17 before, or a history an older
+    migrator wrote): a no-op must not pass over a schema that does not match the models."""
+    applied = result.data.get("applied_now") or []
+    head = state.applied.get(chain.head or "")
+    if state.current != chain.head or (not applied and (head is None or head.verified)):
+        return
+    done = (f"applied {', '.join(applied)} and committed" if applied
+            else "no revision to apply") + f" (the database is at {state.current})"
+    _verify(conn, settings, done, {"applied_now": applied, "current": state.current,
+                                   "schema_version": result.schema_version}, chain)
+
+
+def _after_commit(error: MigratorError, applied: list[str], current: str | None
+                  ) -> MigratorError:
+    """A failure after revisions committed (the grants): the same exit code, saying what
+    committed, with a next step that does not claim nothing was applied."""
+    step = error.next_step
+    if isinstance(error, LockTimeoutExhausted):
+        step = ("a session kept a table locked through every retry of the grants; end it or "
+                "run again when traffic is lower (docs/troubleshooting.md#8)")
+    return type(error)(
+        f"applied {', '.join(applied)} and committed (the database is at {current}); then "
+        f"{error.message}",
+        f"the revisions stay applied, only the grants were rolled back: {step}",
+        **{**error.details, "applied_now": applied, "current": current})
 
 
 def _pending(chain: Chain, status: Status, destination: str | None) -> list[Revision]:
@@ -134,9 +168,23 @@ def _upgrade_locked(conn: psycopg.Connection[Any], settings: Settings, chain: Ch
         _apply(conn, settings, chain, pending, metrics)
     statements = grants.pending(conn, settings.app_roles)
     if statements:
-        grants.apply(conn, settings, statements)
+        signals.progress.granting = True
+        try:
+            grants.apply(conn, settings, statements)
+        except MigratorError as error:
+            if pending:
+                raise _after_commit(error, [r.id for r in pending],
+                                    history.read_state(conn).current) from None
+            raise
+        signals.progress.granting = False
     final = assess(chain, history.read_state(conn))
     applied = [revision.id for revision in pending]
+    if applied and final.current != applied[-1]:  # never "upgraded to None", exit 0
+        raise VerifyFailed(
+            f"applied {', '.join(applied)} and committed, but public.alembic_version says "
+            f"{final.current or 'nothing'}: the revisions wrote somewhere else",
+            "check the migration role's search_path and schemas (`migrator status`), "
+            "docs/troubleshooting.md#17", applied_now=applied, current=final.current)
     if not applied:
         granted = f"; granted {', '.join(settings.app_roles)} what the API needs"
         return Result("success" if statements else "noop",
@@ -185,25 +233,23 @@ def _log_plan(runner: Runner, revisions: list[Revision]) -> None:
 VERIFY_ATTEMPTS = 3
 
 
-def _verify_after_commit(conn: psycopg.Connection[Any], settings: Settings,
-                         result: Result) -> None:
+def _verify(conn: psycopg.Connection[Any], settings: Settings, done: str,
+            details: dict[str, Any], chain: Chain) -> None:
     """At head, the live schema must be the models'. The revisions have committed by now
     and the lock is released: whatever goes wrong here is reported as what it is (exit 17),
-    never as a failed migration."""
+    never as a failed migration. A match is recorded on the head's history row, so the
+    no-op runs that follow need not check again (and do while it is not recorded)."""
     from migrator import schema
     from migrator.models import metadata
-
-    applied = ", ".join(result.data["applied_now"])
-    done = f"applied {applied} and committed (the database is at {result.data['current']})"
-    details = {"applied_now": result.data["applied_now"], "current": result.data["current"],
-               "schema_version": result.schema_version}
     for attempt in range(1, VERIFY_ATTEMPTS + 1):
         try:
             with db.read_only(conn, settings):
                 diffs = schema.verify(conn, metadata)
             break
         except psycopg.Error as error:
-            problem = db.database_error(error, "checking the schema", conn.info.user)
+            busy = isinstance(error, psycopg.errors.LockNotAvailable) and not conn.closed
+            problem = db.database_error(error, "checking the schema", conn.info.user,
+                                        db.read_blockers(conn) if busy else "")
             if problem is None or conn.closed:
                 raise VerifyFailed(f"{done}; then checking the schema failed: "
                                    f"{error.__class__.__name__}", **details) from None
@@ -224,6 +270,13 @@ def _verify_after_commit(conn: psycopg.Connection[Any], settings: Settings,
             "write a revision that makes them equal (docs/troubleshooting.md#17)",
             differences=[d.as_dict() for d in diffs], **details,
         )
+    head = chain.get(chain.head or "")
+    if head is not None:
+        try:
+            history.mark_verified(conn, head.id, head.checksum)
+        except psycopg.Error as error:  # not recorded: the next no-op checks again
+            event("verify_not_recorded", f"the schema matches, but recording that failed: "
+                  f"{type(error).__name__}", logging.WARNING)
 
 
 def downgrade(settings: Settings, target: str, force: bool = False) -> Result:
@@ -268,8 +321,10 @@ def _has_rows(conn: psycopg.Connection[Any]) -> bool:
 
     for table in metadata.sorted_tables:
         exists = conn.execute("SELECT to_regclass(%s)", (f"public.{table.name}",)).fetchone()
+        # public's table, whatever search_path says: a same-named empty table in another
+        # schema must not answer for it.
         if exists and exists[0] and conn.execute(
-                f'SELECT EXISTS (SELECT 1 FROM "{table.name}")').fetchone() == (True,):
+                f'SELECT EXISTS (SELECT 1 FROM public."{table.name}")').fetchone() == (True,):
             return True
     return False
 

@@ -40,6 +40,10 @@ URI_PREFIXES = ("postgresql://", "postgres://")
 DRIVER_PREFIX = "postgresql+psycopg://"
 # Shorter secrets are not scrubbed from free text: they would cut ordinary words apart.
 MIN_SECRET = 4
+# A secret that is an ordinary word or number (`head`, `postgres`, `12345`) is scrubbed only
+# where it stands as the secret (a URL's user info, `password=`), which `redact` does for any
+# password: scrubbed from free text, it would cut `head 0002` or `postgresql://` apart.
+_ORDINARY = re.compile(r"[^\W\d_]{1,12}|\d{1,12}")
 
 # Values libpq accepts for its enumerated parameters (checked here to name the choices).
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -97,7 +101,8 @@ _KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'?|\S+)", re.IGNOR
 def remember(*secrets: str | None) -> None:
     """Scrub these (and their escaped forms) from every text from now on."""
     global _scrubber
-    forms = {form for secret in secrets if secret for form in _forms(secret)}
+    forms = {form for secret in secrets
+             if secret and not _ORDINARY.fullmatch(secret.strip()) for form in _forms(secret)}
     if forms - _secrets:
         _secrets.update(forms)
         ordered = sorted(_secrets, key=len, reverse=True)  # the longest form wins
@@ -219,14 +224,21 @@ def parse(raw: str, source: str = "DATABASE_URL") -> ConnInfo:
     """`raw` (a URI or key=value string) as libpq will use it, or a ConfigError that repeats
     nothing of it but the parameter names and the hosts of a string libpq reads cleanly."""
     text = raw.strip()
+    if text[:1] in ("'", '"'):
+        _refuse_quoted(text, source)
     if text.startswith(DRIVER_PREFIX):
         text = "postgresql://" + text[len(DRIVER_PREFIX):]
-    scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", text)
+    # `jdbc:postgresql://` too: its scheme has a colon, and it must not be read as key=value.
+    scheme = re.match(r"([A-Za-z][A-Za-z0-9+.:-]*)://", text)
     if scheme:
         _remember_userinfo(text)
     if scheme and not text.startswith(URI_PREFIXES):
+        hint = ("drop the jdbc: prefix, and write JDBC's ?user=...&password=... as "
+                "postgresql://user:password@host:5432/db; " if scheme[1].startswith("jdbc:")
+                else "")
         raise ConfigError(f"{source} must start with postgresql:// (got scheme "
-                          f"{scheme[1]!r})", EXAMPLE)
+                          f"{scheme[1]!r}; nothing else of it is shown)",
+                          f"{hint}{ENCODE}; {EXAMPLE}")
     if scheme:
         _check_uri(text, source)
     else:
@@ -239,6 +251,20 @@ def parse(raw: str, source: str = "DATABASE_URL") -> ConnInfo:
     remember(*(v for k, v in info.params.items() if k in secret_keywords()))
     _check_params(info, source)
     return info
+
+
+def _refuse_quoted(text: str, source: str) -> None:
+    """A value wrapped in quotes, as copied from a .env file: libpq would read it as one
+    key=value pair whose *key* is the whole URL, and name that key in its error."""
+    inner = text.strip("'\"").strip()
+    if re.match(r"[A-Za-z][A-Za-z0-9+.:-]*://", inner):
+        _remember_userinfo(inner)
+    for match in _KV_PASSWORD.finditer(inner):
+        remember(match[2], match[2].strip("'"), inner[match.start(2):])
+    raise ConfigError(f"{source} is wrapped in quotes (as in a .env file); nothing of it is "
+                      "shown, it may hold the password",
+                      "remove the quotes around the value (a shell or Kubernetes env value "
+                      f"needs none); {EXAMPLE}")
 
 
 def _unreadable(source: str, uri: bool) -> ConfigError:
@@ -263,6 +289,10 @@ def _remember_userinfo(text: str) -> None:
     if "@" in after:
         widest = text.split("://", 1)[1].rpartition("@")[0]
         secrets += [widest, widest.partition(":")[2]]
+    for item in after.partition("?")[2].split("&"):  # ?password=..., JDBC's spelling too
+        key, _, value = item.partition("=")
+        if unquote(key, errors="replace") in secret_keywords():
+            secrets.append(value)
     for secret in secrets:
         remember(secret, unquote(secret, errors="replace"))
 
@@ -350,9 +380,10 @@ def _check_kv(text: str, source: str) -> None:
     for key, _, _ in pairs:
         if key not in keywords() or key in seen:
             what = "an unknown" if key not in keywords() else "a repeated"
-            if unquoted_secret:
+            if unquoted_secret or not re.fullmatch(r"\w+", key):
                 raise ConfigError(f"{source} has {what} parameter (not shown: an unquoted "
-                                  "password with a space may have made it)", QUOTE_KV)
+                                  "password with a space, or a URL, may have made it)",
+                                  QUOTE_KV)
             raise ConfigError(f"{source} has {what} parameter {key!r}", QUOTE_KV)
         seen.add(key)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import random
 import re
+import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +28,9 @@ from migrator.errors import (
     AuthError,
     ConfigError,
     ConnectError,
+    ConnectOptionsRefused,
     DatabaseBusy,
+    LoginRefused,
     MigratorError,
     PermissionDenied,
     UnsafeTargetError,
@@ -36,6 +39,11 @@ from migrator.logs import event
 
 APPLICATION_NAME = f"yomu-migrate/{__version__}"
 ATTEMPT_TIMEOUT_S = 5
+# The one schema the models, the revisions and our own tables live in. Every migrator
+# session pins search_path to it: the default `"$user", public` would put unqualified DDL
+# (and Alembic's own alembic_version) into a schema named after the role, if one exists,
+# while our reads look in public, and a same-named table there would answer them instead.
+SCHEMA = "public"
 # How often a busy migration backend checks that its client still exists. Without it, a
 # SIGKILLed or OOM-killed migrator leaves its backend running the current statement (and
 # holding the revision's table locks) until that statement ends on its own.
@@ -59,6 +67,27 @@ _PERMANENT: tuple[tuple[str, type[MigratorError], str, str | None], ...] = (
     ("authentication method requirement", ConfigError,
      "the server does not authenticate the way the URL's require_auth demands",
      "change require_auth in the URL, or the server's pg_hba.conf"),
+    ("is not permitted to log in", LoginRefused,
+     "the role may not log in (NOLOGIN)",
+     "a DBA must `ALTER ROLE <role> LOGIN`, or use a role that may log in "
+     "(docs/troubleshooting.md#21)"),
+    ("does not have CONNECT privilege", LoginRefused,
+     "the role has no CONNECT privilege on the database",
+     "a DBA must `GRANT CONNECT ON DATABASE <db> TO <role>` (docs/troubleshooting.md#21)"),
+    ("unrecognized configuration parameter", ConnectOptionsRefused,
+     "the server does not know a setting the URL's options= sets",
+     "remove or correct `-c name=value` in the URL's options (docs/troubleshooting.md#22)"),
+    ("invalid value for parameter", ConnectOptionsRefused,
+     "the server refuses a value the URL's options= sets",
+     "correct `-c name=value` in the URL's options (docs/troubleshooting.md#22)"),
+    ("definition of service", ConnectOptionsRefused,
+     "the URL names a service that is not in the pg_service.conf libpq reads here",
+     "add the service to PGSERVICEFILE (or ~/.pg_service.conf), or give host, port and "
+     "dbname instead of service= (docs/troubleshooting.md#22)"),
+    ("service file", ConnectOptionsRefused,
+     "the URL names a service, and the service file libpq reads here does not exist",
+     "point PGSERVICEFILE at the pg_service.conf that defines it, or give host, port and "
+     "dbname instead of service= (docs/troubleshooting.md#22)"),
     ("password authentication failed", AuthError, "authentication failed", None),
     ("no password supplied", AuthError, "authentication failed (no password in the URL)", None),
     ("no pg_hba.conf entry", AuthError, "the server refuses this user/host (pg_hba.conf)", None),
@@ -71,11 +100,20 @@ _BAD_OPTION = re.compile(r"invalid .*value|invalid port number|could not match .
                          r"could not parse network address|invalid connection option")
 
 
-def _permanent(exc: psycopg.OperationalError, target: str) -> MigratorError | None:
+def _permanent(exc: psycopg.OperationalError, target: str,
+               params: dict[str, Any] | None = None) -> MigratorError | None:
     """The error to stop with at once, or None when retrying may help."""
     if exc.sqlstate in _SQLSTATES:
         return AuthError(f"cannot connect to {target}: {_SQLSTATES[exc.sqlstate]}")
     text = str(exc)
+    if (params or {}).get("sslnegotiation") == "direct" and "SSL" in text:
+        # A server without TLS (or older than PostgreSQL 17) reads the TLS hello as a bad
+        # startup packet and hangs up: the same answer on every attempt.
+        return ConnectOptionsRefused(
+            f"cannot connect to {target}: the server does not answer TLS directly "
+            "(sslnegotiation=direct needs TLS on a PostgreSQL 17 or later server)",
+            "drop sslnegotiation=direct from the URL (the default negotiates TLS first), or "
+            "enable ssl on the server (docs/troubleshooting.md#22)")
     for needle, kind, why, next_step in _PERMANENT:
         if needle in text:
             return kind(f"cannot connect to {target}: {why}", next_step)
@@ -91,7 +129,11 @@ def _last_line(text: str) -> str:
 
 
 def _one_line(exc: BaseException) -> str:
-    """libpq's cause for the last host it tried (not its hint), scrubbed before it is cut."""
+    """The server's own one-line cause for an error it sent (not its query text and caret
+    line), else libpq's cause for the last host it tried (not its hint), scrubbed."""
+    primary = getattr(getattr(exc, "diag", None), "message_primary", None)
+    if isinstance(exc, psycopg.Error) and exc.sqlstate and primary:
+        return redact(str(primary))
     lines = [line.strip() for line in redact(str(exc)).splitlines() if line.strip()]
     causes = [line for line in lines if "failed:" in line] or lines
     return causes[-1].removeprefix("connection failed: ") if causes else type(exc).__name__
@@ -121,7 +163,7 @@ def connect(settings: Settings, purpose: str = "run", **kwargs: Any) -> psycopg.
         try:
             conn = psycopg.connect(**params)
         except psycopg.OperationalError as exc:
-            permanent = _permanent(exc, target)
+            permanent = _permanent(exc, target, params)
             if permanent:
                 raise permanent from None
             remaining = deadline - time.monotonic()
@@ -145,6 +187,7 @@ def session_settings(settings: Settings, lock_timeout_ms: int | None = None) -> 
         "statement_timeout": f"{settings.statement_timeout_ms}ms",
         "idle_in_transaction_session_timeout": f"{settings.idle_in_transaction_timeout_ms}ms",
         "client_connection_check_interval": f"{CLIENT_CHECK_MS}ms",
+        "search_path": SCHEMA,
     }
 
 
@@ -164,24 +207,18 @@ def refuse_unsafe_target(conn: psycopg.Connection[Any]) -> None:
     `conn` is in autocommit mode: each statement below is a transaction of its own.
     """
     row = conn.execute(
-        "SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only'),"
-        " pg_backend_pid()"
+        "SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only')"
     ).fetchone()
     assert row is not None
-    in_recovery, read_only, pid = row
+    in_recovery, read_only = row
     if in_recovery:
         raise UnsafeTargetError("the server is a hot standby (in recovery): it cannot be migrated")
     if read_only == "on":
         raise UnsafeTargetError("the server is read-only (default_transaction_read_only = on)")
-    # Session state must survive between transactions (advisory lock, SET). Behind a
-    # transaction-pooling PgBouncer it does not: a value set now is gone, or another backend
-    # answers, in the next transaction.
-    conn.execute("SELECT set_config('yomu_migrate.session_probe', %s, false)", (str(pid),))
-    probe = conn.execute(
-        "SELECT current_setting('yomu_migrate.session_probe', true), pg_backend_pid()"
-    ).fetchone()
-    if (probe is None or probe[0] != str(pid) or probe[1] != pid
-            or _second_session_pid(conn) == pid):
+    # Session state must survive between transactions (SET, the revisions' settings).
+    # Behind a transaction-pooling PgBouncer it does not: a value set now is gone, or
+    # another backend answers, in the next transaction.
+    if not _session_kept(conn):
         raise UnsafeTargetError(
             "the connection does not keep its session between transactions "
             "(a transaction-pooling PgBouncer?)",
@@ -190,24 +227,42 @@ def refuse_unsafe_target(conn: psycopg.Connection[Any]) -> None:
         )
 
 
-def _second_session_pid(conn: psycopg.Connection[Any]) -> int:
-    """The backend pid a second, concurrent connection gets.
+PROBE_ROUNDS = 5
 
-    Two open connections to PostgreSQL always have two backends. A transaction-pooling
-    PgBouncer hands the server session `conn` just used back to its pool at the end of each
-    transaction, and with few clients gives that same session to the next one: the probe
-    above alone passes then (it sees its own session again), this one does not.
+
+def _session_kept(conn: psycopg.Connection[Any]) -> bool:
+    """Whether `conn` keeps one server session of its own, asked so that a pool cannot pass
+    by chance, even with other clients' traffic.
+
+    Each round marks `conn`'s session, then a second connection opens a transaction (which
+    pins whatever server session it gets) and `conn` reads its mark back. A pooler hands
+    the session `conn` just released to the next transaction (PgBouncer reuses the most
+    recent one): the second connection gets it, or another client does, and then `conn`'s
+    next transaction finds another session without the mark. Directly connected, both
+    connections keep their own backends and the mark is always there. Literal SQL only, so
+    nothing is prepared (a pooler would lose the prepared statements, too).
     """
     try:
         with psycopg.connect(conn.info.dsn, password=conn.info.password,
-                             connect_timeout=ATTEMPT_TIMEOUT_S, autocommit=True) as other:
-            row = other.execute("SELECT pg_backend_pid()").fetchone()
+                             connect_timeout=ATTEMPT_TIMEOUT_S, autocommit=False,
+                             prepare_threshold=None) as other:
+            for _ in range(PROBE_ROUNDS):
+                mark = secrets.token_hex(8)
+                marked = conn.execute("SELECT pg_backend_pid(), set_config("
+                                      f"'yomu_migrate.session_probe', '{mark}', false)"
+                                      ).fetchone()
+                pinned = other.execute("SELECT pg_backend_pid()").fetchone()
+                again = conn.execute("SELECT pg_backend_pid(), current_setting("
+                                     "'yomu_migrate.session_probe', true)").fetchone()
+                other.rollback()
+                assert marked is not None and pinned is not None
+                if pinned[0] == marked[0] or again != (marked[0], mark):
+                    return False
     except psycopg.OperationalError as exc:
         raise ConnectError(
             f"a second connection failed (the migrator needs two): {_one_line(exc)}"
         ) from None
-    assert row is not None
-    return int(row[0])
+    return True
 
 
 @contextmanager
@@ -222,6 +277,7 @@ def read_only(conn: psycopg.Connection[Any], settings: Settings) -> Iterator[Non
             "lock_timeout": f"{settings.lock_timeout_ms}ms",
             "statement_timeout": f"{settings.statement_timeout_ms}ms",
             "transaction_read_only": "on",
+            "search_path": SCHEMA,
         }, local=True))
         yield
 
@@ -234,14 +290,43 @@ def set_session(conn: psycopg.Connection[Any], settings: Settings) -> None:
 _DENIED = re.compile(r"permission denied for (\w+) (\S+)|must be owner of (\w+) (\S+)")
 
 
-def database_error(error: psycopg.Error, doing: str, role: str | None) -> MigratorError | None:
-    """A database error a user can act on, as the MigratorError of its exit code."""
+# Who holds a lock that stops a read: ACCESS EXCLUSIVE (DDL, LOCK TABLE) on a relation of
+# this database, the migrator's own sessions included (a revision's ALTER TABLE).
+_READ_BLOCKERS_SQL = """
+SELECT a.pid, a.application_name, a.state, l.relation::regclass::text, l.mode,
+       round(extract(epoch FROM now() - a.xact_start))::int
+FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.granted AND l.mode = 'AccessExclusiveLock' AND l.relation IS NOT NULL
+  AND a.pid <> pg_backend_pid()
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+ORDER BY a.xact_start LIMIT 3
+"""
+
+
+def read_blockers(conn: psycopg.Connection[Any]) -> str:
+    """The sessions that likely stopped a read, as one phrase ("" if none is seen now)."""
+    from migrator.retry import describe
+
+    try:
+        rows = conn.execute(_READ_BLOCKERS_SQL).fetchall()
+    except psycopg.Error:
+        return ""
+    return describe([{"pid": r[0], "application_name": r[1], "state": r[2] or "state hidden",
+                      "table": r[3], "mode": r[4], "transaction_s": r[5]} for r in rows]
+                    ) if rows else ""
+
+
+def database_error(error: psycopg.Error, doing: str, role: str | None,
+                   holders: str = "") -> MigratorError | None:
+    """A database error a user can act on, as the MigratorError of its exit code; `holders`
+    names the sessions that held the lock, when the caller could still ask."""
     text = _one_line(error)
     if isinstance(error, psycopg.errors.InsufficientPrivilege):
         return PermissionDenied(f"{doing}: {text}", grant_hint(text, doing, role))
     if isinstance(error, psycopg.errors.LockNotAvailable):
         return DatabaseBusy(f"{doing}: a table it reads was locked by another session "
-                            f"for longer than lock_timeout ({text})")
+                            f"for longer than lock_timeout ({text})"
+                            + (f"; held by {holders}" if holders else ""))
     if isinstance(error, psycopg.errors.QueryCanceled):
         return DatabaseBusy(f"{doing}: the server did not answer within statement_timeout "
                             f"({text})")
@@ -285,7 +370,9 @@ def reading(settings: Settings, purpose: str) -> Iterator[psycopg.Connection[Any
             with read_only(conn, settings):
                 yield conn
         except psycopg.Error as error:
-            known = database_error(error, purpose, None if conn.closed else conn.info.user)
+            busy = isinstance(error, psycopg.errors.LockNotAvailable) and not conn.closed
+            known = database_error(error, purpose, None if conn.closed else conn.info.user,
+                                   read_blockers(conn) if busy else "")
             if known is None:
                 raise
             raise known from None

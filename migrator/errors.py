@@ -119,8 +119,8 @@ class Interrupted(MigratorError):
     exit_code = 14
     kind = "interrupted"
     default_next_step = (
-        "the run was stopped by a signal; the current revision was rolled back and the lock "
-        "released. Run again"
+        "the run was stopped by a signal (what committed, and what was rolled back, is named "
+        "above). Run again: applied revisions stay applied, the rest follow"
     )
 
 
@@ -172,6 +172,28 @@ class DatabaseBusy(MigratorError):
     )
 
 
+class LoginRefused(MigratorError):
+    """The server knows the role and the database and will never let this role in."""
+
+    exit_code = 21
+    kind = "login_refused"
+    default_next_step = (
+        "a DBA must let the role in (`ALTER ROLE <role> LOGIN`, `GRANT CONNECT ON DATABASE "
+        "<db> TO <role>`), or use a role that may connect (docs/troubleshooting.md#21)"
+    )
+
+
+class ConnectOptionsRefused(MigratorError):
+    """The URL asks for a session this server (or this machine) cannot give, every time."""
+
+    exit_code = 22
+    kind = "connect_options"
+    default_next_step = (
+        "fix the connection parameter named above in DATABASE_URL / MIGRATION_DATABASE_URL "
+        "(docs/troubleshooting.md#22)"
+    )
+
+
 class UsageError(MigratorError):
     exit_code = 2
     kind = "usage"
@@ -197,6 +219,8 @@ ALL_ERRORS: tuple[type[MigratorError], ...] = (
     VerifyFailed,
     PermissionDenied,
     DatabaseBusy,
+    LoginRefused,
+    ConnectOptionsRefused,
 )
 
 

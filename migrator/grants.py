@@ -8,7 +8,10 @@ MIGRATOR_APP_ROLE has:
 - SELECT, INSERT, UPDATE, DELETE on the tables the models define, USAGE on their sequences;
 - SELECT, and nothing more, on the migrator's own tables (the app may read where the schema
   stands, never rewrite it);
-- the same on tables and sequences the owner creates later (ALTER DEFAULT PRIVILEGES).
+- nothing on any other table: no ALTER DEFAULT PRIVILEGES, which would give the app every
+  table a revision creates later, including one meant to be kept from it (an audit log, a
+  table of secrets). A table of the models is granted by name on the run that creates it;
+  default privileges an earlier version of the migrator set are revoked.
 
 The catalog is asked first (no lock), and only what is missing is granted: a run with
 everything in place changes nothing. GRANT locks its table like DDL does, so the
@@ -23,12 +26,12 @@ import psycopg
 from psycopg import sql
 
 from migrator.config import Settings
+from migrator.db import SCHEMA
 from migrator.errors import ConfigError, PermissionDenied
 from migrator.history import OWN_TABLES
 from migrator.logs import event
 from migrator.retry import with_lock_retries
 
-SCHEMA = "public"
 # The models' tables (migrator/models.py), named here so that a no-op run need not import
 # SQLAlchemy; tests/integration/test_least_privilege.py keeps the two equal.
 APP_TABLES = ("users", "sessions", "bookmarks")
@@ -103,7 +106,8 @@ def _name(name: str) -> str:
 
 def pending(conn: psycopg.Connection[Any] | None, roles: tuple[str, ...],
             future_tables: bool = False) -> list[str]:
-    """The GRANT, REVOKE and ALTER DEFAULT PRIVILEGES statements still needed.
+    """The GRANT and REVOKE statements still needed (and the ALTER DEFAULT PRIVILEGES ...
+    REVOKE that takes back what an earlier version gave every future table).
 
     Without a connection (an offline plan), every statement an empty database needs. With
     `future_tables` (a plan before pending revisions), tables that do not exist yet count
@@ -162,12 +166,16 @@ def _statements(tables: dict[str, dict[str, list[str]]], own_select: dict[str, l
     for role, found in revoke.items():
         out += [f"REVOKE {', '.join(p)} ON {_name(SCHEMA)}.{_name(t)} FROM {_name(role)}"
                 for t, p in found.items()]
-    wanted = {"r": (TABLE_PRIVILEGES, "TABLES"), "S": (("USAGE",), "SEQUENCES")}
+    # What earlier versions gave by default is taken back: explicit grants only.
+    given = {"r": (TABLE_PRIVILEGES, "TABLES"), "S": (("USAGE",), "SEQUENCES")}
     for (role, kind), have in sorted(defaults.items()):
-        privileges, objects = wanted[kind]
-        if not set(privileges) <= set(have):
+        if _name(role) == owner:  # the owner's own rights on what it creates stay
+            continue
+        privileges, objects = given[kind]
+        given_now = [p for p in privileges if p in have]
+        if given_now:
             out.append(f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA {_name(SCHEMA)} "
-                       f"GRANT {', '.join(privileges)} ON {objects} TO {_name(role)}")
+                       f"REVOKE {', '.join(given_now)} ON {objects} FROM {_name(role)}")
     return out
 
 

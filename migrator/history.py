@@ -19,26 +19,43 @@ VERSION_TABLE = "alembic_version"
 OWN_TABLES = (TABLE, VERSION_TABLE)
 
 CREATE_SQL = f"""
-CREATE TABLE IF NOT EXISTS {TABLE} (
+CREATE TABLE IF NOT EXISTS public.{TABLE} (
     revision text PRIMARY KEY,
     down_revision text,
     checksum text NOT NULL,
     applied_at timestamptz NOT NULL DEFAULT now(),
     duration_ms integer NOT NULL,
     migrator_version text NOT NULL,
-    applied_by text NOT NULL DEFAULT current_user
-)
+    applied_by text NOT NULL DEFAULT current_user,
+    verified_at timestamptz
+);
+-- Tables made before verified_at existed get it once (a catalog look first: ALTER TABLE
+-- would lock the table, which the app's `check` reads, for the whole revision).
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_attribute WHERE attname = 'verified_at'
+                 AND attrelid = 'public.yomu_migrate_history'::regclass) THEN
+    ALTER TABLE public.yomu_migrate_history ADD COLUMN verified_at timestamptz;
+  END IF;
+END $$
 """
 
 RECORD_SQL = f"""
-INSERT INTO {TABLE} (revision, down_revision, checksum, duration_ms, migrator_version)
+INSERT INTO public.{TABLE} (revision, down_revision, checksum, duration_ms, migrator_version)
 VALUES (%s, %s, %s, %s, %s)
 ON CONFLICT (revision) DO UPDATE SET down_revision = EXCLUDED.down_revision,
     checksum = EXCLUDED.checksum, applied_at = now(), duration_ms = EXCLUDED.duration_ms,
-    migrator_version = EXCLUDED.migrator_version, applied_by = current_user
+    migrator_version = EXCLUDED.migrator_version, applied_by = current_user,
+    verified_at = NULL
 """
 
-FORGET_SQL = f"DELETE FROM {TABLE} WHERE revision = %s"
+# When the schema at this revision was last found to be the models': a no-op `upgrade`
+# at head trusts it, and checks the schema itself while it is NULL (after an exit 17, or
+# a history written by a migrator that did not record it).
+VERIFIED_SQL = f"""
+UPDATE public.{TABLE} SET verified_at = now() WHERE revision = %s AND checksum = %s
+"""
+
+FORGET_SQL = f"DELETE FROM public.{TABLE} WHERE revision = %s"
 
 
 @dataclass(frozen=True)
@@ -49,6 +66,7 @@ class Applied:
     applied_at: datetime
     duration_ms: int
     migrator_version: str
+    verified: bool = False  # the schema at this revision was found to be the models'
 
 
 @dataclass(frozen=True)
@@ -69,7 +87,8 @@ def read_state(conn: psycopg.Connection[Any]) -> DbState:
     has_version, has_history = row
     current: str | None = None
     if has_version:
-        versions = [r[0] for r in conn.execute(f"SELECT version_num FROM {VERSION_TABLE}")]
+        versions = [r[0] for r in conn.execute(
+            f"SELECT version_num FROM public.{VERSION_TABLE}")]
         if len(versions) > 1:
             from migrator.errors import UnknownRevision
 
@@ -81,8 +100,10 @@ def read_state(conn: psycopg.Connection[Any]) -> DbState:
     applied: dict[str, Applied] = {}
     if has_history:
         for r in conn.execute(
+            # verified_at through to_jsonb: a table older than that column reads as NULL.
             f"SELECT revision, down_revision, checksum, applied_at, duration_ms,"
-            f" migrator_version FROM {TABLE}"
+            f" migrator_version, to_jsonb(h) ->> 'verified_at' IS NOT NULL"
+            f" FROM public.{TABLE} h"
         ):
             applied[r[0]] = Applied(*r)
     return DbState(current, applied, has_history)
@@ -95,6 +116,11 @@ def ensure_table(conn: psycopg.Connection[Any]) -> None:
 def record(cursor: Any, revision: str, down: str | None, checksum: str, duration_ms: int,
            version: str) -> None:
     cursor.execute(RECORD_SQL, (revision, down, checksum, duration_ms, version))
+
+
+def mark_verified(conn: psycopg.Connection[Any], revision: str, checksum: str) -> None:
+    conn.execute(CREATE_SQL)
+    conn.execute(VERIFIED_SQL, (revision, checksum))
 
 
 def forget(cursor: Any, revision: str) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, exc
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import QueuePool
 
-from migrator import __version__, db, history, lock, logs
+from migrator import __version__, db, history, lock, logs, signals
 from migrator.chain import Chain, Revision
 from migrator.config import Settings
 from migrator.errors import ConnectError, MigrationFailed, MigratorError, PermissionDenied
@@ -88,10 +88,16 @@ class Runner:
     def apply(self, revision: Revision, direction: str, target: str | None) -> float:
         """Run one step; every log line meanwhile names the revision."""
         token = logs.current_revision.set(revision.id)
+        signals.started(revision.id, direction)
         try:
-            return self._apply(revision, direction, target)
+            seconds = self._apply(revision, direction, target)
+        except BaseException:
+            signals.resume()  # held during a COMMIT that failed: the revision rolled back
+            raise
         finally:
             logs.current_revision.reset(token)
+        signals.committed(revision.id)  # a signal held during the COMMIT stops us now
+        return seconds
 
     def _apply(self, revision: Revision, direction: str, target: str | None) -> float:
         """Run one step (upgrade to `revision`, or downgrade from it to `target`)."""
@@ -135,6 +141,14 @@ class Runner:
 
     def _attempt(self, revision: Revision, direction: str, target: str | None,
                  lock_timeout_ms: int) -> float:
+        try:
+            return self._attempt_once(revision, direction, target, lock_timeout_ms)
+        except BaseException:
+            signals.resume()  # the COMMIT failed: a held signal stops us before a retry
+            raise
+
+    def _attempt_once(self, revision: Revision, direction: str, target: str | None,
+                      lock_timeout_ms: int) -> float:
         overrides = _revision_settings(self.script, revision.id)
         lock.ensure_held(self.watcher, f"before revision {revision.id}")
         with self.engine.connect() as conn:
@@ -165,6 +179,8 @@ class Runner:
         """Inside the revision's transaction: the history row commits with it, and only
         while we still hold the migration lock."""
         assert ctx.connection is not None
+        # From here until the COMMIT returns, a signal waits: then we know what committed.
+        signals.hold()
         lock.ensure_held(self.watcher, f"during revision {step.up_revision_id}")
         cursor = ctx.connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
         # Created here, not before the run: a refused first revision leaves nothing behind.

@@ -102,8 +102,8 @@ def test_lock_is_taken_soon_after_the_holder_lets_go(
         waited = lock.acquire(conn, 5)
         # Polling backs off to at most 1 s (x1.5 jitter): never much later than the release.
         assert 1.0 <= waited < 2.6
-        info = lock.holder(conn)
-        assert info is not None and info["pid"] == conn.info.backend_pid
+        info, own = lock.holder(conn), lock.session(conn)
+        assert info is not None and own is not None and info["pid"] == own.info.backend_pid
         lock.release(conn)
         assert lock.holder(conn) is None
     letting_go.join()

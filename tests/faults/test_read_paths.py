@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -66,6 +67,12 @@ def test_a_check_constraint_behind_a_lock_is_busy_at_once(at_head: str, verb: st
         holder.release()
     assert code == 19, report
     assert report["error"] == "busy" and "lock_timeout" in str(report["message"])
+    # The cause and who holds the lock, not the server error's caret line.
+    message = str(report["message"])
+    assert "canceling statement due to lock timeout" in message, message
+    assert "^" not in message, message
+    assert f"pid {holder.pid} (fault-test-holder" in message, message
+    assert "AccessExclusiveLock on bookmarks" in message, message
     assert seconds < 5, seconds
 
 
@@ -151,6 +158,27 @@ def test_a_schema_mismatch_after_commit_is_exit_17_with_the_revision_applied(
     assert "applied 9001 and committed" in str(failed["message"])
     assert "users.display_name" in str(failed["message"])
     assert advisory_locks(at_head) == []
+
+
+def test_the_rerun_after_an_exit_17_checks_again_and_is_not_a_silent_no_op(
+        at_head: str, migrations: Path, spawn: Callable[..., Migrator]) -> None:
+    """The hook goes green only when the schema matches: a rerun at head that applies
+    nothing still checks it while no match at head was ever recorded."""
+    rev = f"t{uuid.uuid4().hex[:10]}"
+    add_revision(migrations, rev, ["ALTER TABLE users ALTER COLUMN display_name SET NOT NULL"])
+    env = migrator_env(at_head, migrations)
+    assert spawn("upgrade", env=env).wait(60) == 17
+    rerun = spawn("upgrade", env=env)
+    assert rerun.wait(60) == 17, rerun.output
+    failed = rerun.event("run_failed")
+    assert "no revision to apply" in str(failed["message"]), failed
+    assert "users.display_name" in str(failed["message"]), failed
+    # Fixed by hand (or by the next revision): the rerun checks, matches, and records it.
+    sql(at_head, "ALTER TABLE users ALTER COLUMN display_name DROP NOT NULL")
+    fixed = spawn("upgrade", env=env)
+    assert fixed.wait(60) == 0, fixed.output
+    assert sql(at_head, "SELECT verified_at IS NOT NULL FROM yomu_migrate_history"
+                        " WHERE revision = %s", (rev,)) == [(True,)]
 
 
 def test_a_check_that_cannot_run_after_commit_is_exit_17_not_a_failed_migration(

@@ -50,7 +50,8 @@ def test_hot_standby_is_refused(standby: LocalPostgres,
 class PgBouncer:
     """A real PgBouncer between the migrator and `server`, in `pool_mode`."""
 
-    def __init__(self, server: LocalPostgres, pool_mode: str, workdir: Path) -> None:
+    def __init__(self, server: LocalPostgres, pool_mode: str, workdir: Path,
+                 pool_size: int = 5) -> None:
         self.port = free_port()
         workdir.mkdir(parents=True)
         for folder in (workdir.parent, workdir):
@@ -61,7 +62,7 @@ class PgBouncer:
             f"[databases]\n* = host=127.0.0.1 port={server.port}\n\n[pgbouncer]\n"
             f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
             f"auth_type = trust\nauth_file = {workdir}/userlist.txt\n"
-            f"pool_mode = {pool_mode}\ndefault_pool_size = 5\n")
+            f"pool_mode = {pool_mode}\ndefault_pool_size = {pool_size}\n")
         for path in workdir.iterdir():
             path.chmod(0o644)
         user = ["-u", SERVER_USER] if os.geteuid() == 0 else []  # it will not run as root
@@ -99,8 +100,8 @@ def pgbouncer(own_server: LocalPostgres) -> Iterator[Callable[[str], PgBouncer]]
     # Not under pytest's tmp_path: pgbouncer runs as the server's user, who cannot enter it.
     workdir = Path(tempfile.mkdtemp(prefix="yomu-pgbouncer-"))
 
-    def start(pool_mode: str) -> PgBouncer:
-        started.append(PgBouncer(own_server, pool_mode, workdir / pool_mode))
+    def start(pool_mode: str, pool_size: int = 5) -> PgBouncer:
+        started.append(PgBouncer(own_server, pool_mode, workdir / pool_mode, pool_size))
         return started[-1]
 
     yield start

@@ -64,10 +64,6 @@ def test_the_app_role_gets_exactly_what_the_api_needs_and_then_nothing(
         f'GRANT USAGE ON SEQUENCE "public"."sessions_id_seq" TO {app}',
         f'GRANT SELECT ON "public"."yomu_migrate_history" TO {app}',
         f'GRANT SELECT ON "public"."alembic_version" TO {app}',
-        f'ALTER DEFAULT PRIVILEGES FOR ROLE "{roles.owner}" IN SCHEMA "public" GRANT USAGE ON '
-        f'SEQUENCES TO {app}',
-        f'ALTER DEFAULT PRIVILEGES FOR ROLE "{roles.owner}" IN SCHEMA "public" GRANT SELECT, '
-        f'INSERT, UPDATE, DELETE ON TABLES TO {app}',
     ]
     for table in grants.APP_TABLES:
         assert _privileges(owner, roles.app, table) == set(grants.TABLE_PRIVILEGES)
@@ -76,7 +72,7 @@ def test_the_app_role_gets_exactly_what_the_api_needs_and_then_nothing(
     assert grants.pending(owner, (roles.app,)) == []  # the next run changes nothing
     applied = [r for r in caplog.records if getattr(r, "event", None) == "grants_applied"]
     assert [r.getMessage() for r in applied] == [
-        f"granted {roles.app} what the API needs (9 statement(s))"]
+        f"granted {roles.app} what the API needs (7 statement(s))"]
 
 
 def test_only_what_is_missing_is_granted(owner: Conn, roles: Roles) -> None:
@@ -91,19 +87,31 @@ def test_only_what_is_missing_is_granted(owner: Conn, roles: Roles) -> None:
     ]
 
 
-def test_schema_usage_and_default_privileges_come_back(owner: Conn, roles: Roles) -> None:
+def test_schema_usage_comes_back(owner: Conn, roles: Roles) -> None:
     _grant_all(owner, roles)
     owner.execute("REVOKE USAGE ON SCHEMA public FROM PUBLIC")
-    owner.execute(f'ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE DELETE ON TABLES FROM '
-                  f'"{roles.app}"')
     assert grants.pending(owner, (roles.app,)) == [
-        f'GRANT USAGE ON SCHEMA "public" TO "{roles.app}"',
-        f'ALTER DEFAULT PRIVILEGES FOR ROLE "{roles.owner}" IN SCHEMA "public" GRANT SELECT, '
-        f'INSERT, UPDATE, DELETE ON TABLES TO "{roles.app}"',
+        f'GRANT USAGE ON SCHEMA "public" TO "{roles.app}"']
+
+
+def test_no_default_privileges_and_those_an_earlier_version_set_are_taken_back(
+        owner: Conn, roles: Roles) -> None:
+    """A table a revision creates and means to keep from the app stays kept from it."""
+    owner.execute(f'ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, '
+                  f'DELETE ON TABLES TO "{roles.app}"')  # as the migrator before did
+    owner.execute(f'ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE ON SEQUENCES TO '
+                  f'"{roles.app}"')
+    statements = grants.pending(owner, (roles.app,))
+    assert statements[-2:] == [
+        f'ALTER DEFAULT PRIVILEGES FOR ROLE "{roles.owner}" IN SCHEMA "public" REVOKE USAGE '
+        f'ON SEQUENCES FROM "{roles.app}"',
+        f'ALTER DEFAULT PRIVILEGES FOR ROLE "{roles.owner}" IN SCHEMA "public" REVOKE SELECT, '
+        f'INSERT, UPDATE, DELETE ON TABLES FROM "{roles.app}"',
     ]
+    assert not [s for s in statements if "GRANT" in s and "DEFAULT" in s]
     _grant_all(owner, roles)
-    owner.execute("CREATE TABLE notes (id serial)")  # what a later revision creates
-    assert _privileges(owner, roles.app, "notes") == set(grants.TABLE_PRIVILEGES)
+    owner.execute("CREATE TABLE audit_secrets (id serial)")  # what a later revision creates
+    assert _privileges(owner, roles.app, "audit_secrets") == set()
     assert grants.pending(owner, (roles.app,)) == []
 
 
@@ -122,12 +130,9 @@ def test_writes_on_our_own_tables_are_taken_back(owner: Conn, roles: Roles) -> N
 
 
 def test_the_owner_named_as_the_app_role_keeps_its_rights(owner: Conn, roles: Roles) -> None:
-    assert grants.pending(owner, (roles.owner,)) == [
-        f'ALTER DEFAULT PRIVILEGES FOR ROLE "{roles.owner}" IN SCHEMA "public" GRANT USAGE ON '
-        f'SEQUENCES TO "{roles.owner}"',
-        f'ALTER DEFAULT PRIVILEGES FOR ROLE "{roles.owner}" IN SCHEMA "public" GRANT SELECT, '
-        f'INSERT, UPDATE, DELETE ON TABLES TO "{roles.owner}"',
-    ]
+    owner.execute(f'ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO '
+                  f'"{roles.app}"')  # a default ACL row, which lists the owner's own rights
+    assert grants.pending(owner, (roles.owner,)) == []
 
 
 def test_tables_still_to_come_count_only_for_a_plan(owner: Conn, roles: Roles) -> None:
@@ -145,13 +150,13 @@ def test_several_roles_each_get_theirs(owner: Conn, roles: Roles,
                                        caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="migrator")
     statements = grants.pending(owner, (roles.app, roles.owner))
-    assert sum(f'TO "{roles.app}"' in s for s in statements) == 9
-    assert sum(f'TO "{roles.owner}"' in s for s in statements) == 2
+    assert sum(f'TO "{roles.app}"' in s for s in statements) == 7
+    assert sum(f'TO "{roles.owner}"' in s for s in statements) == 0  # it owns them
     _grant_all(owner, roles, roles.app, roles.owner)
     assert grants.pending(owner, (roles.app, roles.owner)) == []
     assert [r.getMessage() for r in caplog.records if getattr(r, "event", None) ==
             "grants_applied"] == [f"granted {roles.app}, {roles.owner} what the API needs "
-                                  "(11 statement(s))"]
+                                  "(7 statement(s))"]
 
 
 def test_grants_wait_for_a_busy_table_with_lock_timeout_retries(owner: Conn,
@@ -179,7 +184,7 @@ def test_the_offline_plan_is_what_an_empty_database_needs(owner: Conn, roles: Ro
     planned = grants.pending(None, (roles.app,))
     assert planned[0] == f'GRANT USAGE ON SCHEMA "public" TO "{roles.app}"'
     assert not [s for s in planned if "SEQUENCE " in s or s.startswith("REVOKE")]
-    assert [s for s in planned if "FOR ROLE CURRENT_USER" in s] == planned[-2:]
+    assert not [s for s in planned if "DEFAULT PRIVILEGES" in s]  # explicit grants only
     for statement in planned:
         owner.execute(statement)  # type: ignore[arg-type]
     assert [s for s in grants.pending(owner, (roles.app,)) if "SEQUENCE" not in s] == []

@@ -8,6 +8,7 @@ and the API's init container run them.
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -96,13 +97,37 @@ def test_a_revoked_grant_returns_and_writes_on_our_tables_go(migrated: Roles) ->
         OWN_TABLE_WRITES)
 
 
-def test_tables_created_later_are_granted_by_default_privileges(
+def test_a_table_a_revision_keeps_from_the_app_gets_no_privileges(
         migrated: Roles, tmp_path: Path) -> None:
+    """No ALTER DEFAULT PRIVILEGES: only the models' tables are granted, each by name."""
     migrations = copy_migrations(tmp_path)
-    add_revision(migrations, "9001", ["CREATE TABLE notes (id int)"], ["DROP TABLE notes"])
+    rev = f"t{uuid.uuid4().hex[:10]}"
+    add_revision(migrations, rev, ["CREATE TABLE audit_secrets (id int)"],
+                 ["DROP TABLE audit_secrets"])
     result = run_migrator("upgrade", env=migrated.env(MIGRATOR_MIGRATIONS_DIR=str(migrations)))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert _privileges(migrated.admin_url, migrated.app, "notes") == set(TABLE_PRIVILEGES)
+    assert _privileges(migrated.admin_url, migrated.app, "audit_secrets") == set()
+    with psycopg.connect(migrated.admin_url) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_default_acl").fetchone() == (0,)
+
+
+def test_revisions_that_commit_before_a_grant_fails_are_named_in_the_exit_18(
+        migrated: Roles, tmp_path: Path) -> None:
+    """The revision commits, then a grant cannot be made: exit 18 says what committed."""
+    with psycopg.connect(migrated.admin_url, autocommit=True) as conn:
+        conn.execute(f'REVOKE DELETE ON bookmarks FROM "{migrated.app}"')
+        conn.execute("ALTER TABLE bookmarks OWNER TO postgres")  # by hand, by a DBA
+    migrations = copy_migrations(tmp_path)
+    rev = f"t{uuid.uuid4().hex[:10]}"
+    add_revision(migrations, rev, ["CREATE TABLE kept_notes (id int)"])
+    result = run_migrator("upgrade", "--json",
+                          env=migrated.env(MIGRATOR_MIGRATIONS_DIR=str(migrations)))
+    assert result.returncode == 18, result.stdout + result.stderr
+    report = _as_json(result)
+    assert f"applied {rev} and committed (the database is at {rev}); then " in \
+        report["message"], report
+    assert "the revisions stay applied" in str(report["next_step"]), report
+    assert report["applied_now"] == [rev]
 
 
 def test_an_app_role_that_does_not_exist_is_refused_before_anything_changes(
@@ -165,7 +190,7 @@ def test_plan_shows_the_grants_a_run_will_make(roles: Roles) -> None:
     assert f'GRANT SELECT, INSERT, UPDATE, DELETE ON "public"."users" TO "{roles.app}"' in \
         before["grants"]  # type: ignore[operator]
     text = run_migrator("plan", env=roles.env(MIGRATOR_LOG_FORMAT="text")).stdout
-    assert "grants for the API's role(s)" in text and "ALTER DEFAULT PRIVILEGES" in text
+    assert "grants for the API's role(s)" in text and "ALTER DEFAULT PRIVILEGES" not in text
     assert run_migrator("upgrade", env=roles.env()).returncode == 0
     assert _as_json(run_migrator("plan", "--json", env=roles.env()))["grants"] == []
 

@@ -30,15 +30,23 @@ def other(database_url: str) -> Iterator[Conn]:
         yield c
 
 
+def _lock_pid(conn: Conn) -> int:
+    own = lock.session(conn)
+    assert own is not None
+    return own.info.backend_pid
+
+
 def test_a_free_lock_is_taken_at_once_and_names_its_holder(conn: Conn, other: Conn) -> None:
     assert lock.holder(other) is None
     assert lock.acquire(conn, 5) < 0.5
     info = lock.holder(other)
     assert info is not None
-    assert info["pid"] == conn.info.backend_pid
+    # Held by the open transaction of the lock's own connection, made like `conn`.
+    own = lock.session(conn)
+    assert own is not None and info["pid"] == own.info.backend_pid != conn.info.backend_pid
     assert info["application_name"] == "yomu-test lock"
     assert info["client_addr"] == "127.0.0.1"
-    assert info["state"] == "idle" and 0 <= info["connected_s"] < 60
+    assert info["state"] == "idle in transaction" and 0 <= info["connected_s"] < 60
     lock.ensure_held(conn, "before revision 0001")  # ours: no error
 
 
@@ -50,14 +58,14 @@ def test_a_held_lock_times_out_naming_the_holder(conn: Conn, other: Conn,
     with pytest.raises(LockWaitTimeout) as raised:
         lock.acquire(conn, 0.7)
     assert 0.7 <= time.monotonic() - started < 0.7 + 0.3
-    pid = other.info.backend_pid
+    pid = _lock_pid(other)
     # Named at once, then every REPORT_EVERY_S (5 s): once in a 0.7 s wait.
     waiting = [r for r in caplog.records if getattr(r, "event", None) == "lock_waiting"]
     assert [(r.waited_s, r.holder["pid"]) for r in waiting] == [(0.0, pid)]  # type: ignore[attr-defined]
     assert raised.value.message.startswith(
         f"another migrator held the migration lock for the whole 0.7s wait: pid {pid} "
         "(other-migrator) from 127.0.0.1, connected ")
-    assert raised.value.message.endswith("s, idle")
+    assert raised.value.message.endswith("s, idle in transaction")
     assert raised.value.details["holder"]["pid"] == pid  # type: ignore[index]
     with pytest.raises(ConnectError, match="lost the migration lock during revision 0002"):
         lock.ensure_held(conn, "during revision 0002")
@@ -88,17 +96,17 @@ def test_release_lets_the_next_one_in_and_survives_a_dead_session(conn: Conn,
     lock.release(conn)
     assert lock.holder(other) is None
     lock.acquire(conn, 1)
-    other.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+    other.execute("SELECT pg_terminate_backend(%s)", (_lock_pid(conn),))
     time.sleep(0.1)
     lock.release(conn)  # the session is gone, and so is its lock: no error
-    assert conn.closed
-    lock.release(conn)  # closed: nothing to do
+    assert lock.session(conn) is None
+    lock.release(conn)  # released: nothing to do
     assert lock.acquire(other, 1) < 0.5
 
 
 def test_a_lost_session_is_a_lost_lock(conn: Conn, other: Conn) -> None:
     lock.acquire(conn, 1)
-    other.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+    other.execute("SELECT pg_terminate_backend(%s)", (_lock_pid(conn),))
     time.sleep(0.1)
     with pytest.raises(ConnectError) as raised:
         lock.ensure_held(conn, "before revision 0003")
@@ -106,7 +114,7 @@ def test_a_lost_session_is_a_lost_lock(conn: Conn, other: Conn) -> None:
     assert raised.value.message.endswith("stopped so that no two migrators run at once")
     assert raised.value.next_step == ("run again: revisions already applied stay applied, "
                                       "the rest follow")
-    conn.close()
+    lock.release(conn)
     with pytest.raises(ConnectError):
         lock.ensure_held(conn, "before revision 0003")
 

@@ -44,13 +44,14 @@ VERBS: dict[str, list[str]] = {
 }
 OFFLINE = ("lint",)  # it never reads the URL, but the URL is in its environment
 FORMATS = ("json", "text", "--json")  # the log formats, and a JSON document on stdout
-FORMS = ("uri_encoded", "uri_raw", "uri_raw", "kv")
+# uri_quoted: copied from a .env file, quotes and all; jdbc_raw: a Java service's URL.
+FORMS = ("uri_encoded", "uri_raw", "uri_raw", "kv", "uri_quoted", "jdbc_raw")
 SCENARIOS = ("success", "auth_failure", "unreachable")
 # The server's password in the auth_failure scenario.
 OTHER = "Zy-8-Wv-7-Ut"
 # One baseline password per path a password can take (see `path_of`).
 BASELINES = {"works": "JqvXkzWyHb", "ambiguous": "Jqv@Xkz/Wy", "unreadable": "Jqv Xkz%Wy",
-             "decoded": "Jqv%41Xkz"}
+             "decoded": "Jqv%41Xkz", "refused": "JqvXkz-WyHb"}
 PASSWORDS = st.one_of(
     st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"),
             min_size=4, max_size=24),
@@ -60,6 +61,8 @@ PASSWORDS = st.one_of(
 
 def path_of(password: str, form: str) -> str:
     """What libpq makes of the password: it works, or the URL is refused or misread."""
+    if form in ("uri_quoted", "jdbc_raw"):
+        return "refused"
     if form != "uri_raw":
         return "works"
     if "@" in password or "/" in password:
@@ -79,7 +82,7 @@ def path_of(password: str, form: str) -> str:
 def expected_exit(verb: str, path: str, scenario: str) -> int:
     if verb in OFFLINE:
         return 0
-    if path in ("ambiguous", "unreadable"):
+    if path in ("ambiguous", "unreadable", "refused"):
         return 3
     if scenario == "unreachable":
         return 0 if verb == "plan" else 4  # plan falls back to every revision, offline
@@ -147,6 +150,10 @@ class Lab:
             quoted = password.replace("\\", "\\\\").replace("'", "\\'")
             return (f"host=127.0.0.1 port={port} dbname={database} user={ROLE} "
                     f"password='{quoted}'")
+        if form == "uri_quoted":
+            return f'"postgresql://{ROLE}:{password}@127.0.0.1:{port}/{database}?sslmode=disable"'
+        if form == "jdbc_raw":
+            return f"jdbc:postgresql://{ROLE}:{password}@127.0.0.1:{port}/{database}?sslmode=disable"
         secret = quote(password, safe="") if form == "uri_encoded" else password
         return f"postgresql://{ROLE}:{secret}@127.0.0.1:{port}/{database}"
 
@@ -223,3 +230,11 @@ def test_no_piece_of_the_password_is_ever_printed(lab: Lab, verb: str, password:
     out, baseline = printed(result), lab.baseline(verb, fmt, form, scenario, path)
     leaked = sorted(g for g in grams(password) if _norm(g) in out and _norm(g) not in baseline)
     assert not leaked, f"pieces of the password {password!r} printed: {leaked}\n{_show(result)}"
+
+
+def test_a_password_that_is_an_ordinary_word_leaves_ordinary_messages_whole(lab: Lab) -> None:
+    """`head` as the password: scrubbed from the URL, not from `(head 0002)` in the message."""
+    result = lab.run("upgrade", "text", "uri_encoded", "success", "head")
+    assert result.returncode == 0, _show(result)
+    assert f"(head {load_chain(default_migrations_dir()).head})" in result.stdout, _show(result)
+    assert f"{ROLE}:***@" in result.stdout and f"{ROLE}:head@" not in result.stdout

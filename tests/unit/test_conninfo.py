@@ -175,6 +175,13 @@ def _url(password: str, form: str) -> str:
     if form == "kv":
         quoted = password.replace("\\", "\\\\").replace("'", "\\'")
         return f"host=db port=5432 dbname=yomu user=app password='{quoted}'"
+    if form == "jdbc_raw":  # as a Java service's config has it, `@` and all unencoded
+        return f"jdbc:postgresql://app:{password}@db:5432/yomu?sslmode=require"
+    if form == "jdbc_query":
+        return f"jdbc:postgresql://db:5432/yomu?user=app&password={password}&sslmode=require"
+    if form in ("uri_quoted", "uri_single_quoted"):  # copied from a .env file, quotes and all
+        mark = '"' if form == "uri_quoted" else "'"
+        return f"{mark}postgresql://app:{password}@db:5432/yomu?sslmode=require{mark}"
     secret = quote(password, safe="") if form == "uri_encoded" else password
     return f"postgresql://app:{secret}@db:5432/yomu"
 
@@ -191,7 +198,9 @@ def _said(url: str) -> str:
 
 
 @settings(max_examples=300, deadline=None)
-@given(password=PASSWORDS, form=st.sampled_from(["uri_encoded", "uri_raw", "kv"]))
+@given(password=PASSWORDS, form=st.sampled_from(["uri_encoded", "uri_raw", "kv", "jdbc_raw",
+                                                 "jdbc_query", "uri_quoted",
+                                                 "uri_single_quoted"]))
 def test_parse_never_lets_out_a_piece_of_any_password(password: str, form: str) -> None:
     """In-process, many more passwords than the end-to-end property test can afford: parse
     raises only ConfigError, and says nothing with a 4-character piece of the password that
@@ -200,3 +209,22 @@ def test_parse_never_lets_out_a_piece_of_any_password(password: str, form: str) 
     ordinary = "\n".join(_said(_url(other, form)) for other in OTHERS)
     pieces = {password[i:i + 4] for i in range(len(password) - 3)}
     assert not [p for p in pieces if p in said and p not in ordinary], said
+
+
+@pytest.mark.parametrize("form", ["jdbc_raw", "jdbc_query", "uri_quoted", "uri_single_quoted"])
+def test_quoted_and_jdbc_urls_are_refused_without_echoing_the_password(form: str) -> None:
+    """The two forms that used to be read as key=value, whose "key" (the URL, password and
+    all) libpq's grammar then named in the exit-3 message."""
+    password = "Hq7@Wzk9Lp"
+    said = _said(_url(password, form))
+    assert not [password[i:i + 4] for i in range(7) if password[i:i + 4] in said], said
+    assert ("quotes" in said) if "quoted" in form else ("jdbc" in said), said
+
+
+def test_a_password_that_is_an_ordinary_word_is_scrubbed_only_as_the_password() -> None:
+    parse("postgresql://app:head@db:5432/yomu")
+    parse("host=db dbname=yomu user=app password=postgres")
+    text = "upgraded to head: applied 0002 (head 0002) on postgresql://db/yomu"
+    assert redact(text) == text
+    assert redact("postgresql://app:head@db/yomu") == "postgresql://app:***@db/yomu"
+    assert redact("host=db password=postgres dbname=x") == "host=db password=*** dbname=x"
