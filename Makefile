@@ -7,7 +7,7 @@ LOCAL_PG := .local/pg
 STAMP := $(VENV)/.installed
 LOG_FORMAT ?= text
 
-.PHONY: migrate test lint tools bench mutation mutation-chart image local-db-stop clean help
+.PHONY: migrate test lint tools bench mutation mutation-chart mutation-promises image local-db-stop clean help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -63,6 +63,9 @@ mutation: $(MUTATION_STAMP) ## mutation testing of the critical modules (MODULES
 
 mutation-chart: $(STAMP) tools ## mutation testing of the env the chart renders for the hook Job and the init container
 	$(BIN)/python tests/mutation/chart_env.py
+
+mutation-promises: $(STAMP) ## remove each whole promise (READ ONLY, statement_timeout, each secret scrubber) alone; its tests must fail
+	$(BIN)/python tests/mutation/promises.py
 
 bench: $(STAMP) ## benchmarks: ours vs plain Alembic, as ratios
 	$(BIN)/python -m bench
