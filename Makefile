@@ -19,8 +19,10 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 migrate: $(STAMP) ## migrate DATABASE_URL (default: a local embedded PostgreSQL) to head, then print status
+	@# Not `export X=$$(...) || exit`: export's own status (0) would hide the failure.
 	@if [ -z "$$DATABASE_URL" ]; then \
-	  export DATABASE_URL=$$($(BIN)/python -m migrator.localdb start $(LOCAL_PG)) || exit $$?; \
+	  url=$$($(BIN)/python -m migrator.localdb start $(LOCAL_PG)) || exit $$?; \
+	  export DATABASE_URL="$$url"; \
 	fi; \
 	$(BIN)/migrator upgrade --log-format $(LOG_FORMAT) && $(BIN)/migrator status --log-format $(LOG_FORMAT)
 
