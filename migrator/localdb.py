@@ -285,7 +285,13 @@ def main(argv: list[str] | None = None) -> int:
         except subprocess.CalledProcessError as error:  # the tool's own words, not a trace
             tool = Path(str(error.cmd[0])).name
             said = (error.stderr or error.stdout or "").strip()
-            log = f"; its log: {server.logfile}" if server.logfile.exists() else ""
+            log = ""
+            if server.logfile.exists():  # pg_ctl says "see the log": say what it says
+                lines = server.logfile.read_text(errors="replace").strip().splitlines()
+                last = [line for line in lines if any(
+                    word in line for word in ("FATAL", "ERROR", "PANIC", "could not"))][-3:]
+                last = last or lines[-3:]
+                log = f"; {server.logfile} ends: {' / '.join(last)}"
             print(f"could not start the local PostgreSQL: {tool} exited {error.returncode}: "
                   f"{said}{log}", file=sys.stderr)
             return 1
