@@ -99,7 +99,7 @@ def test_a_revoked_grant_returns_and_writes_on_our_tables_go(migrated: Roles) ->
 def test_tables_created_later_are_granted_by_default_privileges(
         migrated: Roles, tmp_path: Path) -> None:
     migrations = copy_migrations(tmp_path)
-    add_revision(migrations, "9001", ["CREATE TABLE notes (id int)"], ["DROP TABLE notes"])
+    add_revision(migrations, "x9001", ["CREATE TABLE notes (id int)"], ["DROP TABLE notes"])
     result = run_migrator("upgrade", env=migrated.env(MIGRATOR_MIGRATIONS_DIR=str(migrations)))
     assert result.returncode == 0, result.stdout + result.stderr
     assert _privileges(migrated.admin_url, migrated.app, "notes") == set(TABLE_PRIVILEGES)
@@ -147,13 +147,13 @@ def test_a_revision_refused_a_privilege_exits_18_and_changes_nothing(
     with psycopg.connect(migrated.admin_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE dba_owned (id int)")  # by a superuser, by hand
     migrations = copy_migrations(tmp_path)
-    add_revision(migrations, "9001", ["ALTER TABLE users ADD COLUMN nickname text",
+    add_revision(migrations, "x9001", ["ALTER TABLE users ADD COLUMN nickname text",
                                       "ALTER TABLE dba_owned ADD COLUMN note text"])
     result = run_migrator("upgrade", "--json",
                           env=migrated.env(MIGRATOR_MIGRATIONS_DIR=str(migrations)))
     assert result.returncode == 18, result.stdout + result.stderr
     report = _as_json(result)
-    assert report["revision"] == "9001"
+    assert report["revision"] == "x9001"
     assert f"ALTER TABLE dba_owned OWNER TO {migrated.owner}" in report["next_step"]
     with psycopg.connect(migrated.admin_url) as conn:  # rolled back as a whole
         assert conn.execute("SELECT count(*) FROM information_schema.columns WHERE "

@@ -105,9 +105,9 @@ def test_a_crash_traceback_carries_no_secret(database_url: str, tmp_path: Path,
     migrations = tmp_path / "migrations"
     shutil.copytree(default_migrations_dir(), migrations,
                     ignore=shutil.ignore_patterns("__pycache__"))
-    (migrations / "versions" / "0999_leaky.py").write_text(
+    (migrations / "versions" / "x999_leaky.py").write_text(
         '"""Puts the password in an exception."""\nimport os\n\n'
-        f'revision = "0999"\ndown_revision = "{HEAD}"\n\n'
+        f'revision = "x999"\ndown_revision = "{HEAD}"\n\n'
         'raise RuntimeError("cannot use " + os.environ["DATABASE_URL"].split(":")[2]'
         '.split("@")[0])\n')
     result = run_migrator("upgrade", env={"DATABASE_URL": database_url,
