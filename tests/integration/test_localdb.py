@@ -125,3 +125,37 @@ def test_a_server_that_cannot_start_says_why(private: Path) -> None:
     assert "could not start the local PostgreSQL: pg_ctl exited 1" in result.stderr
     assert "Address already in use" in result.stderr, result.stderr
     assert "DATABASE_URL is not set" not in result.stdout + result.stderr
+
+
+DEVELOPER = "yomu_dev_user"  # an ordinary login user, made once (useradd), as a newcomer is
+
+
+def test_make_migrate_from_a_fresh_clone_as_an_ordinary_user() -> None:
+    """The same, as an ordinary user in a `mktemp -d` of their own (0700): the server runs
+    as that user. (Slow: the user's .venv comes from PyPI, through a pip cache of theirs.)"""
+    if subprocess.run(["id", DEVELOPER], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", DEVELOPER],
+                       check=True)
+    shared = Path(tempfile.mkdtemp(prefix="yomu-bundle-"))  # a file any user may read
+    shared.chmod(0o755)
+    bundle = shared / "repo.bundle"
+    subprocess.run(["git", "bundle", "create", "-q", str(bundle), "HEAD"], cwd=REPO,
+                   check=True)
+    bundle.chmod(0o644)
+    script = (f"set -e; d=$(mktemp -d); test $(stat -c %a $d) = 700; "
+              f"git clone -q {bundle} $d/repo; cd $d/repo; echo $d; "
+              "make migrate LOG_FORMAT=text; make migrate LOG_FORMAT=text; "
+              "make local-db-stop; cd /; rm -rf $d")
+    env = {"HOME": f"/home/{DEVELOPER}", "PATH": "/usr/local/bin:/usr/bin:/bin",
+           "PIP_CACHE_DIR": f"/home/{DEVELOPER}/.cache/pip", "LANG": "C.UTF-8"}
+    for name in ("PIP_INDEX_URL", "PIP_CERT", "PIP_TRUSTED_HOST", "HTTPS_PROXY", "https_proxy"):
+        if name in os.environ:
+            env[name] = os.environ[name]
+    try:
+        result = subprocess.run(["bash", "-c", script], user=DEVELOPER, group=DEVELOPER,
+                                env=env, cwd="/", capture_output=True, text=True, timeout=900)
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "schema: matches the models" in result.stdout
+    assert "nothing to do" in result.stdout
