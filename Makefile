@@ -7,7 +7,7 @@ LOCAL_PG := .local/pg
 STAMP := $(VENV)/.installed
 LOG_FORMAT ?= text
 
-.PHONY: migrate test lint tools bench mutation mutation-chart image local-db-stop clean help
+.PHONY: migrate test lint tools bench mutation mutation-chart mutation-promises image local-db-stop clean help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -19,8 +19,10 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 migrate: $(STAMP) ## migrate DATABASE_URL (default: a local embedded PostgreSQL) to head, then print status
+	@# Not `export X=$$(...) || exit`: export's own status (0) would hide the failure.
 	@if [ -z "$$DATABASE_URL" ]; then \
-	  export DATABASE_URL=$$($(BIN)/python -m migrator.localdb start $(LOCAL_PG)) || exit $$?; \
+	  url=$$($(BIN)/python -m migrator.localdb start $(LOCAL_PG)) || exit $$?; \
+	  export DATABASE_URL="$$url"; \
 	fi; \
 	$(BIN)/migrator upgrade --log-format $(LOG_FORMAT) && $(BIN)/migrator status --log-format $(LOG_FORMAT)
 
@@ -63,6 +65,9 @@ mutation: $(MUTATION_STAMP) ## mutation testing of the critical modules (MODULES
 
 mutation-chart: $(STAMP) tools ## mutation testing of the env the chart renders for the hook Job and the init container
 	$(BIN)/python tests/mutation/chart_env.py
+
+mutation-promises: $(STAMP) ## remove each whole promise (READ ONLY, statement_timeout, each secret scrubber) alone; its tests must fail
+	$(BIN)/python tests/mutation/promises.py
 
 bench: $(STAMP) ## benchmarks: ours vs plain Alembic, as ratios
 	$(BIN)/python -m bench

@@ -45,10 +45,20 @@ def copy_migrations(parent: Path) -> Path:
     return target
 
 
+def fresh_id(migrations: Path, stem: str = "t") -> str:
+    """An id no revision in the folder has: `stem` and a number. Never a fixed one: the
+    developer's own next revisions (0003, 0004, ...) are in the copied folder too."""
+    taken = set(load_chain(migrations).ids())
+    return next(rev for n in range(1, 10_000) if (rev := f"{stem}{n:03d}") not in taken)
+
+
 def write_revision(migrations: Path, rev: str, body: str, doc: str = "A test revision.",
                    down: str | None = None) -> Path:
     """Revision `rev` after the folder's head (or `down`); `body` is upgrade()'s Python."""
-    down = down or load_chain(migrations).head
+    chain = load_chain(migrations)
+    if chain.get(rev) is not None:
+        raise ValueError(f"revision {rev} is in {migrations} already: use fresh_id()")
+    down = down or chain.head
     lines = "\n".join(f"    {line}" if line else "" for line in body.strip("\n").splitlines())
     path = migrations / "versions" / f"{rev}_{doc.split('.')[0].lower().replace(' ', '_')[:30]}.py"
     path.write_text(_TEMPLATE.format(doc=doc, rev=rev, down=down, body=lines or "    pass"))

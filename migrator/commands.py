@@ -377,11 +377,21 @@ def _status_message(data: dict[str, Any]) -> str:
     matches = data["schema_matches"]
     parts.append("schema: " + ("matches the models" if matches else
                                "not checked (database ahead)" if matches is None else
-                               f"{sum(d['action'] != 'warn' for d in data['differences'])} "
-                               "difference(s) from the models"))
+                               _differences(data["differences"])))
     if data["migration_running"]:
         parts.append("a migration is running now")
     return "; ".join(parts)
+
+
+def _differences(differences: list[dict[str, Any]]) -> str:
+    """Which differences, not only how many: the reader's next step depends on them."""
+    bad = [d for d in differences if d["action"] != "warn"]
+    listed = "; ".join(_difference(d) for d in bad)
+    return f"{len(bad)} difference(s) from the models: {listed}"
+
+
+def _difference(d: dict[str, Any]) -> str:
+    return f"{d['table']}{'.' + d['item'] if d['item'] else ''}: {d['problem']}"
 
 
 # Exit codes `check --wait` waits out: not reachable yet, drift (a migration may be under
@@ -426,9 +436,7 @@ def _raise_unless_ready(result: Result) -> None:
     if data["schema_matches"] is False:
         bad = [d for d in data["differences"] if d["action"] != "warn"]
         raise DriftRefused(
-            "the schema differs from the models: " + "; ".join(
-                f"{d['table']}{'.' + d['item'] if d['item'] else ''}: {d['problem']}"
-                for d in bad),
+            "the schema differs from the models: " + "; ".join(map(_difference, bad)),
             "see `migrator status` and docs/troubleshooting.md#9",
         )
 

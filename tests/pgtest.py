@@ -127,8 +127,11 @@ def add_revision(migrations: Path, rev: str, upgrade: list[str],
                for line in lines or []]
         return "\n".join("    " + line for line in out or ["pass"])
 
+    chain = load_chain(migrations)
+    if chain.get(rev) is not None:  # a developer's own revision may have any id
+        raise ValueError(f"revision {rev} is in {migrations} already: pick another id")
     path = migrations / "versions" / f"{rev}_fault_test.py"
-    down = load_chain(migrations).head
+    down = chain.head
     path.write_text(_REVISION.format(rev=rev, down=down, extra=extra, upgrade=body(upgrade),
                                      downgrade=body(downgrade)))
     return path

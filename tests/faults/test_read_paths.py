@@ -149,13 +149,13 @@ def _at_head(url: str) -> bool:
 
 def test_a_schema_mismatch_after_commit_is_exit_17_with_the_revision_applied(
         at_head: str, migrations: Path, spawn: Callable[..., Migrator]) -> None:
-    add_revision(migrations, "9001", ["ALTER TABLE users ALTER COLUMN display_name SET NOT NULL"])
+    add_revision(migrations, "x9001", ["ALTER TABLE users ALTER COLUMN display_name SET NOT NULL"])
     run = spawn("upgrade", env=migrator_env(at_head, migrations))
     assert run.wait(60) == 17, run.output
-    assert current(at_head) == "9001"  # committed, and it stays
+    assert current(at_head) == "x9001"  # committed, and it stays
     failed = run.event("run_failed")
     assert failed["outcome"] == "failure.verify"
-    assert "applied 9001 and committed" in str(failed["message"])
+    assert "applied x9001 and committed" in str(failed["message"])
     assert "users.display_name" in str(failed["message"])
     assert advisory_locks(at_head) == []
 
@@ -185,15 +185,15 @@ def test_a_check_that_cannot_run_after_commit_is_exit_17_not_a_failed_migration(
         at_head: str, migrations: Path, spawn: Callable[..., Migrator]) -> None:
     # Reading a CHECK's definition opens its table, which a session keeps locked.
     sql(at_head, "ALTER TABLE bookmarks ADD CONSTRAINT title_short CHECK (length(title) < 900)")
-    add_revision(migrations, "9001", ["COMMENT ON TABLE users IS 'people who sign in'"])
+    add_revision(migrations, "x9001", ["COMMENT ON TABLE users IS 'people who sign in'"])
     holder = _lock_all(at_head, ["bookmarks"])
     try:
         run = spawn("upgrade", env=migrator_env(at_head, migrations))
         assert run.wait(60) == 17, run.output
     finally:
         holder.release()
-    assert current(at_head) == "9001"
+    assert current(at_head) == "x9001"
     failed = run.event("run_failed")
-    assert "applied 9001 and committed" in str(failed["message"])
+    assert "applied x9001 and committed" in str(failed["message"])
     assert "could not be checked" in str(failed["message"])
     assert "revision_applied" in run.events()

@@ -37,11 +37,11 @@ def test_edited_applied_revision_is_refused_until_repaired(
 
 @pytest.fixture
 def ahead(at_head: str, migrations: Path, spawn: Callable[..., Migrator]) -> str:
-    """A newer image (the repo's migrations plus 0099) has migrated the database."""
-    add_revision(migrations, "0099", ["ALTER TABLE users ADD COLUMN newer_image text"])
+    """A newer image (the repo's migrations plus n099) has migrated the database."""
+    add_revision(migrations, "n099", ["ALTER TABLE users ADD COLUMN newer_image text"])
     newer = spawn("upgrade", env=migrator_env(at_head, migrations))
     assert newer.wait() == 0, newer.output
-    assert current(at_head) == "0099"
+    assert current(at_head) == "n099"
     return at_head
 
 
@@ -51,19 +51,19 @@ def test_old_image_accepts_a_database_ahead_of_it(
     assert old.wait() == 0, old.output
     finished = old.event("run_finished")
     assert finished["outcome"] == "noop"
-    assert "ahead" in finished["message"] and "0099" in finished["message"]
-    assert finished["result"]["ahead"] == ["0099"]
+    assert "ahead" in finished["message"] and "n099" in finished["message"]
+    assert finished["result"]["ahead"] == ["n099"]
     check = spawn("check", env=migrator_env(ahead))
     assert check.wait() == 0, check.output
-    assert check.event("run_finished")["result"]["ahead"] == ["0099"]
-    assert current(ahead) == "0099"  # nothing was reverted
+    assert check.event("run_finished")["result"]["ahead"] == ["n099"]
+    assert current(ahead) == "n099"  # nothing was reverted
 
 
 @pytest.mark.parametrize("how", ["history-row-missing", "foreign-revision"])
 def test_unknown_revision_not_provably_ahead_is_refused(
         how: str, ahead: str, spawn: Callable[..., Migrator]) -> None:
     if how == "history-row-missing":  # e.g. stamped by hand, or by plain Alembic
-        sql(ahead, "DELETE FROM yomu_migrate_history WHERE revision = '0099'")
+        sql(ahead, "DELETE FROM yomu_migrate_history WHERE revision = 'n099'")
     else:  # a revision from another project's chain
         sql(ahead, "UPDATE alembic_version SET version_num = 'f00dcafe'")
     for verb in ("upgrade", "check"):

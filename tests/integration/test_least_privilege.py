@@ -172,13 +172,13 @@ def test_a_revision_refused_a_privilege_exits_18_and_changes_nothing(
     with psycopg.connect(migrated.admin_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE dba_owned (id int)")  # by a superuser, by hand
     migrations = copy_migrations(tmp_path)
-    add_revision(migrations, "9001", ["ALTER TABLE users ADD COLUMN nickname text",
+    add_revision(migrations, "x9001", ["ALTER TABLE users ADD COLUMN nickname text",
                                       "ALTER TABLE dba_owned ADD COLUMN note text"])
     result = run_migrator("upgrade", "--json",
                           env=migrated.env(MIGRATOR_MIGRATIONS_DIR=str(migrations)))
     assert result.returncode == 18, result.stdout + result.stderr
     report = _as_json(result)
-    assert report["revision"] == "9001"
+    assert report["revision"] == "x9001"
     assert f"ALTER TABLE dba_owned OWNER TO {migrated.owner}" in report["next_step"]
     with psycopg.connect(migrated.admin_url) as conn:  # rolled back as a whole
         assert conn.execute("SELECT count(*) FROM information_schema.columns WHERE "

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pgtest import run_migrator
 
-from bench.chain import copy_migrations, write_revision
+from bench.chain import copy_migrations, fresh_id, write_revision
 
 LINT_EXIT = 16
 
@@ -78,25 +78,26 @@ def test_the_real_chain_is_clean() -> None:
 @pytest.mark.parametrize("case", UNSAFE, ids=list(UNSAFE))
 def test_unsafe_revision_fails(case: str, migrations: Path) -> None:
     body, rule = UNSAFE[case]
-    path = write_revision(migrations, "0003", body)
+    rev = fresh_id(migrations)
+    path = write_revision(migrations, rev, body)
     code, doc = _lint(migrations)
     assert code == LINT_EXIT, doc
     assert doc["error"] == "lint" and doc["exit_code"] == LINT_EXIT
     assert rule in _rules(doc["failures"])
     hit = next(f for f in doc["failures"] if f["rule"] == rule)
-    assert hit["revision"] == "0003" and hit["file"].endswith(path.name)
+    assert hit["revision"] == rev and hit["file"].endswith(path.name)
     assert hit["line"] is not None
     assert path.read_text().splitlines()[hit["line"] - 1].startswith("    op.")
-    assert all(f["revision"] == "0003" for f in doc["failures"])
+    assert all(f["revision"] == rev for f in doc["failures"])
 
 
 def test_not_null_through_a_check_validated_in_an_earlier_revision_passes(
         migrations: Path) -> None:
-    write_revision(migrations, "0003", """
+    write_revision(migrations, fresh_id(migrations), """
 op.execute("ALTER TABLE users ADD CONSTRAINT users_display_name_nn "
            "CHECK (display_name IS NOT NULL) NOT VALID")
 """)
-    write_revision(migrations, "0004", """
+    write_revision(migrations, fresh_id(migrations), """
 op.execute("ALTER TABLE users VALIDATE CONSTRAINT users_display_name_nn")
 op.alter_column("users", "display_name", nullable=False)
 # lint: allow ban-drop-constraint -- redundant once the column is NOT NULL
@@ -109,11 +110,11 @@ op.drop_constraint("users_display_name_nn", "users")
 
 
 def test_foreign_key_not_valid_then_validated_later_passes(migrations: Path) -> None:
-    write_revision(migrations, "0003", """
+    write_revision(migrations, fresh_id(migrations), """
 op.execute("ALTER TABLE sessions ADD CONSTRAINT sessions_user_fk2 "
            "FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID")
 """)
-    write_revision(migrations, "0004", """
+    write_revision(migrations, fresh_id(migrations), """
 op.execute("ALTER TABLE sessions VALIDATE CONSTRAINT sessions_user_fk2")
 """)
     code, doc = _lint(migrations)
@@ -121,7 +122,7 @@ op.execute("ALTER TABLE sessions VALIDATE CONSTRAINT sessions_user_fk2")
 
 
 def test_reviewed_opt_out_is_honoured(migrations: Path) -> None:
-    write_revision(migrations, "0003", """
+    write_revision(migrations, fresh_id(migrations), """
 # lint: allow require-concurrent-index-creation -- users has 40 rows in every environment
 op.create_index("users_display_name_idx", "users", ["display_name"])
 """)
@@ -132,7 +133,7 @@ op.create_index("users_display_name_idx", "users", ["display_name"])
 
 
 def test_opt_out_covers_only_its_own_call(migrations: Path) -> None:
-    write_revision(migrations, "0003", """
+    write_revision(migrations, fresh_id(migrations), """
 # lint: allow require-concurrent-index-creation -- users is small
 op.create_index("users_display_name_idx", "users", ["display_name"])
 op.create_index("bookmarks_title_idx", "bookmarks", ["title"])
@@ -144,7 +145,7 @@ op.create_index("bookmarks_title_idx", "bookmarks", ["title"])
 
 
 def test_opt_out_without_a_reason_is_refused(migrations: Path) -> None:
-    write_revision(migrations, "0003", """
+    write_revision(migrations, fresh_id(migrations), """
 # lint: allow require-concurrent-index-creation
 op.create_index("users_display_name_idx", "users", ["display_name"])
 """)
@@ -155,7 +156,7 @@ op.create_index("users_display_name_idx", "users", ["display_name"])
 
 
 def test_stale_opt_out_is_an_error(migrations: Path) -> None:
-    write_revision(migrations, "0003", """
+    write_revision(migrations, fresh_id(migrations), """
 # lint: allow require-concurrent-index-creation -- it was a plain index once
 online.create_index("users_display_name_idx", "users", ["display_name"])
 """)
@@ -165,7 +166,7 @@ online.create_index("users_display_name_idx", "users", ["display_name"])
 
 
 def test_text_output_points_at_the_revision_line(migrations: Path) -> None:
-    path = write_revision(migrations, "0003", """
+    path = write_revision(migrations, fresh_id(migrations), """
 op.alter_column("bookmarks", "title", type_=sa.Text())
 """)
     result = run_migrator("lint", "--log-format", "text",
@@ -177,7 +178,7 @@ op.alter_column("bookmarks", "title", type_=sa.Text())
 
 
 def test_a_revision_that_cannot_render_offline_fails(migrations: Path) -> None:
-    write_revision(migrations, "0003", """
+    write_revision(migrations, fresh_id(migrations), """
 count = op.get_bind().execute(sa.text("SELECT count(*) FROM users")).scalar()
 """)
     code, doc = _lint(migrations)

@@ -105,9 +105,9 @@ def test_a_crash_traceback_carries_no_secret(database_url: str, tmp_path: Path,
     migrations = tmp_path / "migrations"
     shutil.copytree(default_migrations_dir(), migrations,
                     ignore=shutil.ignore_patterns("__pycache__"))
-    (migrations / "versions" / "0999_leaky.py").write_text(
+    (migrations / "versions" / "x999_leaky.py").write_text(
         '"""Puts the password in an exception."""\nimport os\n\n'
-        f'revision = "0999"\ndown_revision = "{HEAD}"\n\n'
+        f'revision = "x999"\ndown_revision = "{HEAD}"\n\n'
         'raise RuntimeError("cannot use " + os.environ["DATABASE_URL"].split(":")[2]'
         '.split("@")[0])\n')
     result = run_migrator("upgrade", env={"DATABASE_URL": database_url,
@@ -117,3 +117,22 @@ def test_a_crash_traceback_carries_no_secret(database_url: str, tmp_path: Path,
     assert "Traceback" in result.stderr and "RuntimeError: cannot use ***" in result.stderr
     assert TEST_PASSWORD not in result.stdout + result.stderr
     assert _current(database_url) is None  # it failed while planning: nothing was applied
+
+
+def test_a_revision_that_prints_the_url_prints_no_password(database_url: str,
+                                                          tmp_path: Path) -> None:
+    """`print` bypasses logging: only the guard on stdout and stderr stands between a
+    debugging line in a revision and the Job's log."""
+    from pgtest import add_revision, copy_migrations
+
+    migrations = copy_migrations(tmp_path)
+    add_revision(migrations, "p01", [
+        "py:import os, sys",
+        "py:print('connecting to', os.environ['DATABASE_URL'])",
+        "py:print('again', os.environ['DATABASE_URL'], file=sys.stderr)"])
+    result = run_migrator("upgrade", env={"DATABASE_URL": database_url,
+                                          "MIGRATOR_MIGRATIONS_DIR": str(migrations)})
+    assert result.returncode == 0, result.stderr
+    assert "connecting to postgresql://postgres:***@" in result.stdout
+    assert "again postgresql://postgres:***@" in result.stderr
+    assert TEST_PASSWORD not in result.stdout + result.stderr

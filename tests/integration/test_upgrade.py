@@ -90,6 +90,19 @@ def test_check_reports_drift_with_its_own_code(database_url: str) -> None:
     assert "display_name" in json.loads(result.stdout)["message"]
 
 
+def test_status_names_each_difference_in_text_and_json(database_url: str) -> None:
+    assert run_migrator("upgrade", env=_env(database_url)).returncode == 0
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE users ALTER COLUMN display_name SET DEFAULT 'anonymous'")
+    text = run_migrator("status", env={**_env(database_url), "MIGRATOR_LOG_FORMAT": "text"})
+    assert text.returncode == 0
+    assert "schema: 1 difference(s) from the models: users.display_name: " in text.stdout
+    assert "anonymous" in text.stdout
+    data = json.loads(run_migrator("status", "--json", env=_env(database_url)).stdout)
+    assert data["message"].count("users.display_name: ") == 1 and "anonymous" in data["message"]
+    assert [(d["table"], d["item"]) for d in data["differences"]] == [("users", "display_name")]
+
+
 def test_downgrade_to_base_and_back_up_on_an_empty_database(database_url: str) -> None:
     assert run_migrator("upgrade", env=_env(database_url)).returncode == 0
     down = run_migrator("downgrade", "base", env=_env(database_url))

@@ -57,6 +57,34 @@ def test_orphans_are_refused(tmp_path: Path) -> None:
         load_chain(tmp_path)
 
 
+def test_a_revision_that_revises_itself_is_refused_naming_the_file(tmp_path: Path) -> None:
+    # What `alembic revision --rev-id 0002` writes when 0002 is the head already.
+    _write(tmp_path, "0001", None)
+    _write(tmp_path, "0002", "0001")
+    (tmp_path / "versions" / "0002_again.py").write_text(
+        'revision: str = "0002"\ndown_revision: str | None = "0002"\n')
+    with pytest.raises(ConfigError, match=r"0002_again.py revises itself") as refused:
+        load_chain(tmp_path)
+    assert "--rev-id 0003" in refused.value.next_step
+
+
+def test_one_id_in_two_files_is_refused_naming_both(tmp_path: Path) -> None:
+    _write(tmp_path, "0001", None)
+    _write(tmp_path, "0002", "0001")
+    (tmp_path / "versions" / "0002_y.py").write_text(
+        'revision = "0002"\ndown_revision = "0001"\n')
+    with pytest.raises(ConfigError, match=r"'0002' is used by 2 files: 0002_x.py, 0002_y.py"):
+        load_chain(tmp_path)
+
+
+def test_a_loop_away_from_base_is_refused_naming_it(tmp_path: Path) -> None:
+    _write(tmp_path, "0001", None)
+    _write(tmp_path, "a", "b")
+    _write(tmp_path, "b", "a")
+    with pytest.raises(ConfigError, match=r"has a loop: a -> b -> a \(a_x.py, b_x.py\)"):
+        load_chain(tmp_path)
+
+
 def test_checksum_ignores_line_endings_only(tmp_path: Path) -> None:
     _write(tmp_path, "0001", None)
     path = tmp_path / "versions" / "0001_x.py"
