@@ -117,10 +117,13 @@ base-image: tools ## local base image (Debian bookworm + Python 3.11) from deboo
 	$(BUILDAH) commit --rm --quiet $$ctr $(BASE_IMAGE_LOCAL) >/dev/null; \
 	echo "built $(BASE_IMAGE_LOCAL)"
 
+# The two labels again with --label: buildah's layer cache keeps a LABEL step whose ARG changed.
 image: base-image ## build the migrator image with buildah (migrator/Dockerfile, context: repo root)
 	$(BUILDAH) bud --network host --layers --force-rm -f migrator/Dockerfile \
 	  --build-arg BASE_IMAGE=$(BASE_IMAGE_LOCAL) \
 	  --build-arg VERSION=$(IMAGE_VERSION) --build-arg REVISION=$(IMAGE_REVISION) \
+	  --label org.opencontainers.image.version=$(IMAGE_VERSION) \
+	  --label org.opencontainers.image.revision=$(IMAGE_REVISION) \
 	  $(if $(PIP_CA),--secret id=pip-ca$(,)src=$(PIP_CA)) \
 	  -t $(IMAGE) .
 

@@ -60,4 +60,4 @@ def test_build_context_is_an_allow_list() -> None:
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
     assert allowed == {"pyproject.toml", "migrator", "migrations"}
     copied = set(re.findall(r"^COPY (?!--from)(\S+)", DOCKERFILE.read_text(), re.M))
-    assert {c.rstrip("/") for c in copied} <= allowed
+    assert {c.split("/")[0] for c in copied} <= allowed
