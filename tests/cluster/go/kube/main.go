@@ -36,7 +36,11 @@ func main() {
 	case "kubectl":
 		cmd = kubectl.NewDefaultKubectlCommand()
 		cmd.SetArgs(args)
-		os.Exit(cli.RunNoErrOutput(cmd))
+		if err := cli.RunNoErrOutput(cmd); err != nil {
+			fmt.Fprintln(os.Stderr, "error:", err)
+			os.Exit(1)
+		}
+		return
 	default:
 		fmt.Fprintln(os.Stderr, "usage: kube {etcd|kube-apiserver|kube-controller-manager|kubectl} [flags]")
 		os.Exit(2)
